@@ -1,0 +1,3 @@
+module github.com/ripple-rt/ripple/schema
+
+go 1.26.8
