@@ -33,13 +33,13 @@ type NotificationPayload struct {
 	Op     Op     `json:"op"`
 	Table  string `json:"table"`
 	Schema string `json:"schema,omitempty"`
-	New    Row    `json:"new,omitempty" tstype:"Record<string, unknown>"`
-	Old    Row    `json:"old,omitempty" tstype:"Record<string, unknown>"`
+	New    Row    `json:"new,omitempty"`
+	Old    Row    `json:"old,omitempty"`
 	// Truncated is true when the row did not fit in a notification (8000
 	// bytes); Key then holds the primary key and the gateway hydrates the row.
 	// A change still truncated when it reaches a client could not be hydrated.
 	Truncated bool `json:"truncated,omitempty"`
-	Key       Row  `json:"key,omitempty" tstype:"Record<string, unknown>"`
+	Key       Row  `json:"key,omitempty"`
 }
 
 // FilterOp is a comparison a Filter applies to one column.
