@@ -15,6 +15,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -33,17 +34,20 @@ type DB interface {
 // (`ripple schema apply`) first. Errors wrapping it also wrap the database error.
 var ErrNotApplied = errors.New("ripple schema not applied (run `ripple schema apply`)")
 
-// notApplied wraps err with ErrNotApplied when Postgres says that a ripple
-// object is missing.
-func notApplied(err error) error {
+// Postgres error codes that mean a ripple object is missing.
+const (
+	codeUndefinedSchema   = "3F000" // invalid_schema_name
+	codeUndefinedTable    = "42P01" // undefined_table
+	codeUndefinedFunction = "42883" // undefined_function
+)
+
+// notApplied wraps err with ErrNotApplied when it is a Postgres error with
+// one of codes: the codes that, for the statement that failed, can only mean
+// that a ripple object is missing.
+func notApplied(err error, codes ...string) error {
 	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) {
-		switch pgErr.Code {
-		case "3F000", // invalid_schema_name
-			"42P01", // undefined_table
-			"42883": // undefined_function
-			return fmt.Errorf("%w: %w", ErrNotApplied, err)
-		}
+	if errors.As(err, &pgErr) && slices.Contains(codes, pgErr.Code) {
+		return fmt.Errorf("%w: %w", ErrNotApplied, err)
 	}
 	return err
 }

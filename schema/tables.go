@@ -46,7 +46,7 @@ func forEachTable(ctx context.Context, db DB, verb, sql string, tables []string)
 	defer tx.Rollback(ctx) //nolint:errcheck // a no-op after Commit
 	for _, table := range tables {
 		if _, err := tx.Exec(ctx, sql, table); err != nil {
-			return fmt.Errorf("%s %q: %w", verb, table, notApplied(err))
+			return fmt.Errorf("%s %q: %w", verb, table, notApplied(err, codeUndefinedSchema, codeUndefinedFunction))
 		}
 	}
 	if err := tx.Commit(ctx); err != nil {
@@ -62,11 +62,11 @@ func forEachTable(ctx context.Context, db DB, verb, sql string, tables []string)
 func EnabledTables(ctx context.Context, db DB) ([]string, error) {
 	rows, err := db.Query(ctx, "SELECT channel FROM ripple.enabled_tables ORDER BY channel")
 	if err != nil {
-		return nil, fmt.Errorf("list enabled tables: %w", notApplied(err))
+		return nil, fmt.Errorf("list enabled tables: %w", notApplied(err, codeUndefinedSchema, codeUndefinedTable))
 	}
 	channels, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	if err != nil {
-		return nil, fmt.Errorf("list enabled tables: %w", notApplied(err))
+		return nil, fmt.Errorf("list enabled tables: %w", notApplied(err, codeUndefinedSchema, codeUndefinedTable))
 	}
 	return channels, nil
 }
