@@ -1,0 +1,511 @@
+import {
+  Subprotocol,
+  type ClientMessage,
+  type ErrorMessage,
+  type Filter,
+  type NotificationPayload,
+  type Position,
+  type ResyncReason,
+  type ServerMessage,
+} from "../generated/protocol.js";
+import { backoffDelay, DEFAULT_BACKOFF, type BackoffOptions } from "./backoff.js";
+import {
+  globalTimers,
+  globalWebSocket,
+  watchWakeUps,
+  WEBSOCKET_OPEN,
+  type TimerHandle,
+  type Timers,
+  type WebSocketConstructor,
+  type WebSocketLike,
+} from "./environment.js";
+import { subscriptionKey } from "./key.js";
+
+/**
+ * ConnectionStatus is the state of the client's one socket: `connecting`
+ * (first attempt), `open` (connected, token and subscriptions sent),
+ * `reconnecting` (lost; waiting or dialling again), `closed` (not connected
+ * and not trying: before the first subscription, after `close()`, or with
+ * no WebSocket available, as during server-side rendering).
+ */
+export type ConnectionStatus = "connecting" | "open" | "reconnecting" | "closed";
+
+/**
+ * ClientResyncReason says why a subscription must refetch: a server
+ * {@link ResyncReason}, or `reconnect_without_resume` when the client
+ * subscribed again after a reconnect without a position to resume from.
+ */
+export type ClientResyncReason = ResyncReason | "reconnect_without_resume";
+
+/** ChangeInfo is what the client knows about a delivered change besides its payload. */
+export interface ChangeInfo {
+  /** seq is the change's position in its channel's stream. */
+  seq: number;
+}
+
+/** SubscribeOptions name a channel (and filter) and the callbacks that receive its events. */
+export interface SubscribeOptions {
+  /** channel is the table's channel name, e.g. `projects` or `billing.invoices`. */
+  channel: string;
+  /** filter restricts the rows delivered; equal filters share one server subscription. */
+  filter?: Filter;
+  /**
+   * onChange receives every row change. A change with `truncated: true` was
+   * too large for a notification and could not be hydrated by the gateway:
+   * it carries only the key, so the consumer must refetch.
+   */
+  onChange(change: NotificationPayload, info: ChangeInfo): void;
+  /** onResync says changes may have been missed: refetch what this subscription covers. */
+  onResync(reason: ClientResyncReason): void;
+  /** onStatus receives the client's status changes while subscribed. */
+  onStatus?(status: ConnectionStatus): void;
+  /** onError receives the gateway's errors about this subscription (e.g. `forbidden`). */
+  onError?(error: ErrorMessage): void;
+}
+
+/** TokenProvider returns the token to authenticate with, synchronously or not. */
+export type TokenProvider = () => string | null | undefined | Promise<string | null | undefined>;
+
+/** HeartbeatOptions time the app-level ping. */
+export interface HeartbeatOptions {
+  /** intervalMs is the time between pings. Default 25000. */
+  intervalMs?: number;
+  /** timeoutMs is how long a ping may go unanswered (by any frame) before the socket counts as dead. Default 10000. */
+  timeoutMs?: number;
+}
+
+/** RealtimeClientOptions configure a {@link RealtimeClient}; only `url` is required. */
+export interface RealtimeClientOptions {
+  /** url is the gateway's WebSocket endpoint, e.g. `wss://example.com/ws`. */
+  url: string;
+  /** auth provides the token sent in an `auth` message each time the socket opens. */
+  auth?: TokenProvider;
+  /** WebSocket is the socket class. Default: the global `WebSocket`; without one the client does nothing. */
+  WebSocket?: WebSocketConstructor;
+  /** timers schedule backoff and heartbeat. Default: the global timer functions. */
+  timers?: Timers;
+  /** now is the clock in milliseconds. Default `Date.now`. */
+  now?: () => number;
+  /** random returns a number in [0, 1) for the backoff jitter. Default `Math.random`. */
+  random?: () => number;
+  /** backoff shapes the reconnect delays. */
+  backoff?: BackoffOptions;
+  /** heartbeat times the app-level ping, or `false` to send none. */
+  heartbeat?: HeartbeatOptions | false;
+  /** resume sends each subscription's last position on reconnect. Default true. */
+  resume?: boolean;
+  /** onError receives gateway errors, unreadable frames, a failing token provider and throwing callbacks. */
+  onError?(error: ErrorMessage | Error): void;
+}
+
+/** DEFAULT_HEARTBEAT holds the defaults of {@link HeartbeatOptions}. */
+export const DEFAULT_HEARTBEAT: Required<HeartbeatOptions> = { intervalMs: 25_000, timeoutMs: 10_000 };
+
+/** Subscription is one server-side subscription shared by every listener on its (channel, filter). */
+interface Subscription {
+  sub: string;
+  channel: string;
+  filter?: Filter;
+  listeners: Set<SubscribeOptions>;
+  /** position is the last point applied, resumed from on reconnect. */
+  position?: Position;
+  /** ack is the position the latest `subscribed` reported. */
+  ack?: Position;
+  /** resumeSent is the position sent with the latest subscribe frame. */
+  resumeSent?: Position;
+  /** sentOn is the connection generation the latest subscribe frame went out on (0: never). */
+  sentOn: number;
+  /** missedWhileAway is set when a reconnect subscribed again without resuming. */
+  missedWhileAway: boolean;
+}
+
+/**
+ * RealtimeClient holds one WebSocket to the Ripple gateway, shared by every
+ * subscription. Subscriptions are reference-counted by (channel, filter):
+ * the first listener sends `subscribe`, the last one to leave sends
+ * `unsubscribe`. On a lost socket it reconnects with capped exponential
+ * backoff and full jitter (reset only after a `subscribed` ack), then
+ * subscribes again resuming from the last seq applied; an app-level ping
+ * detects sockets that died silently.
+ */
+export class RealtimeClient {
+  readonly #url: string;
+  readonly #auth?: TokenProvider;
+  readonly #WebSocket?: WebSocketConstructor;
+  readonly #timers: Timers;
+  readonly #now: () => number;
+  readonly #random: () => number;
+  readonly #backoff: Required<BackoffOptions>;
+  readonly #heartbeat: Required<HeartbeatOptions> | false;
+  readonly #resume: boolean;
+  readonly #onError?: (error: ErrorMessage | Error) => void;
+
+  readonly #byKey = new Map<string, Subscription>();
+  readonly #bySub = new Map<string, Subscription>();
+  readonly #statusListeners = new Set<(status: ConnectionStatus) => void>();
+  #status: ConnectionStatus = "closed";
+  #socket?: WebSocketLike;
+  #generation = 0;
+  #ready = false;
+  #everOpened = false;
+  #attempt = 0;
+  #subCounter = 0;
+  #pingCounter = 0;
+  #pingSentAt = 0;
+  #roundTripMs?: number;
+  #closedByUser = false;
+  #reconnectTimer?: TimerHandle;
+  #heartbeatTimer?: TimerHandle;
+  #pongTimer?: TimerHandle;
+  #stopWatchingWakeUps?: () => void;
+
+  /** constructor stores the options; no socket opens before the first subscription or {@link connect}. */
+  constructor(options: RealtimeClientOptions) {
+    this.#url = options.url;
+    this.#auth = options.auth;
+    this.#WebSocket = options.WebSocket ?? globalWebSocket();
+    this.#timers = options.timers ?? globalTimers();
+    this.#now = options.now ?? (() => Date.now());
+    this.#random = options.random ?? Math.random;
+    this.#backoff = { ...DEFAULT_BACKOFF, ...options.backoff };
+    this.#heartbeat = options.heartbeat === false ? false : { ...DEFAULT_HEARTBEAT, ...options.heartbeat };
+    this.#resume = options.resume ?? true;
+    this.#onError = options.onError;
+  }
+
+  /** status is the connection's current {@link ConnectionStatus}. */
+  get status(): ConnectionStatus {
+    return this.#status;
+  }
+
+  /** roundTripMs is the latest ping→pong time, once a pong has come back. */
+  get roundTripMs(): number | undefined {
+    return this.#roundTripMs;
+  }
+
+  /** onStatus calls listener on every status change and returns a function that stops it. */
+  onStatus(listener: (status: ConnectionStatus) => void): () => void {
+    this.#statusListeners.add(listener);
+    return () => {
+      this.#statusListeners.delete(listener);
+    };
+  }
+
+  /**
+   * subscribe adds a listener for (channel, filter) and returns the function
+   * that removes it. Listeners with an equal channel and filter share one
+   * server subscription. It opens the socket if none is open (unless
+   * {@link close} was called).
+   */
+  subscribe(options: SubscribeOptions): () => void {
+    const listener: SubscribeOptions = { ...options };
+    const key = subscriptionKey(options.channel, options.filter);
+    let subscription = this.#byKey.get(key);
+    if (!subscription) {
+      subscription = {
+        sub: `s${++this.#subCounter}`,
+        channel: options.channel,
+        filter: options.filter,
+        listeners: new Set(),
+        sentOn: 0,
+        missedWhileAway: false,
+      };
+      this.#byKey.set(key, subscription);
+      this.#bySub.set(subscription.sub, subscription);
+      if (this.#ready) this.#sendSubscribe(subscription);
+    }
+    subscription.listeners.add(listener);
+    const stopStatus = listener.onStatus ? this.onStatus((s) => listener.onStatus?.(s)) : undefined;
+    if (!this.#closedByUser && !this.#socket && this.#reconnectTimer === undefined) this.connect();
+
+    let active = true;
+    const owner = subscription;
+    return () => {
+      if (!active) return;
+      active = false;
+      stopStatus?.();
+      owner.listeners.delete(listener);
+      if (owner.listeners.size > 0) return;
+      this.#byKey.delete(key);
+      this.#bySub.delete(owner.sub);
+      if (this.#ready && owner.sentOn === this.#generation) this.#send({ type: "unsubscribe", sub: owner.sub });
+    };
+  }
+
+  /** connect opens the socket now if it is not open or opening; after {@link close} it starts again. */
+  connect(): void {
+    this.#closedByUser = false;
+    if (this.#socket || this.#reconnectTimer !== undefined || !this.#WebSocket) return;
+    this.#stopWatchingWakeUps ??= watchWakeUps(() => this.#wake());
+    this.#open();
+  }
+
+  /** close closes the socket and stops reconnecting; subscriptions are kept for a later {@link connect}. */
+  close(): void {
+    this.#closedByUser = true;
+    this.#stopWatchingWakeUps?.();
+    this.#stopWatchingWakeUps = undefined;
+    if (this.#reconnectTimer !== undefined) this.#timers.clearTimeout(this.#reconnectTimer);
+    this.#reconnectTimer = undefined;
+    const socket = this.#socket;
+    this.#dropSocket();
+    socket?.close(1000, "client closed");
+    this.#everOpened = false;
+    this.#attempt = 0;
+    this.#setStatus("closed");
+  }
+
+  #open(): void {
+    const WebSocketClass = this.#WebSocket;
+    if (!WebSocketClass) return;
+    const generation = ++this.#generation;
+    this.#setStatus(this.#everOpened ? "reconnecting" : "connecting");
+    let socket: WebSocketLike;
+    try {
+      socket = new WebSocketClass(this.#url, [Subprotocol]);
+    } catch (error) {
+      this.#report(asError(error, "open WebSocket"));
+      this.#scheduleReconnect();
+      return;
+    }
+    this.#socket = socket;
+    socket.onopen = () => {
+      if (generation === this.#generation) this.#authenticate(generation);
+    };
+    socket.onmessage = (event) => {
+      if (generation === this.#generation) this.#receive(event.data);
+    };
+    socket.onclose = () => {
+      if (generation === this.#generation) this.#lost();
+    };
+    socket.onerror = () => {
+      // A close event follows every error; reconnecting happens there.
+    };
+  }
+
+  #authenticate(generation: number): void {
+    const proceed = (token: string | null | undefined) => {
+      if (generation !== this.#generation) return;
+      this.#start(token);
+    };
+    const fail = (error: unknown) => {
+      if (generation !== this.#generation) return;
+      this.#report(asError(error, "auth token provider"));
+      const socket = this.#socket;
+      this.#lost();
+      socket?.close(1000, "no token");
+    };
+    if (!this.#auth) {
+      proceed(undefined);
+      return;
+    }
+    try {
+      const token = this.#auth();
+      if (isPromiseLike(token)) token.then(proceed, fail);
+      else proceed(token);
+    } catch (error) {
+      fail(error);
+    }
+  }
+
+  #start(token: string | null | undefined): void {
+    if (token) this.#send({ type: "auth", token });
+    this.#ready = true;
+    this.#everOpened = true;
+    for (const subscription of this.#bySub.values()) this.#sendSubscribe(subscription);
+    this.#startHeartbeat();
+    this.#setStatus("open");
+  }
+
+  #sendSubscribe(subscription: Subscription): void {
+    const resume = this.#resume ? subscription.position : undefined;
+    subscription.missedWhileAway = subscription.sentOn !== 0 && resume === undefined;
+    subscription.resumeSent = resume;
+    subscription.sentOn = this.#generation;
+    this.#send({
+      type: "subscribe",
+      sub: subscription.sub,
+      channel: subscription.channel,
+      ...(subscription.filter !== undefined && { filter: subscription.filter }),
+      ...(resume !== undefined && { resume }),
+    });
+  }
+
+  #receive(data: unknown): void {
+    this.#clearPongTimer();
+    const text = typeof data === "string" ? data : String(data);
+    for (const line of text.split("\n")) {
+      if (line.trim() === "") continue;
+      let message: ServerMessage;
+      try {
+        message = JSON.parse(line) as ServerMessage;
+      } catch (error) {
+        this.#report(asError(error, "unreadable frame"));
+        continue;
+      }
+      this.#dispatch(message);
+    }
+  }
+
+  #dispatch(message: ServerMessage): void {
+    switch (message.type) {
+      case "subscribed":
+        this.#acknowledged(message.sub, { epoch: message.epoch, seq: message.seq });
+        return;
+      case "change": {
+        const subscription = this.#bySub.get(message.sub);
+        if (!subscription) return;
+        const position = subscription.position;
+        if (position && message.seq > position.seq) subscription.position = { epoch: position.epoch, seq: message.seq };
+        for (const listener of [...subscription.listeners]) {
+          this.#call(() => listener.onChange(message.change, { seq: message.seq }));
+        }
+        return;
+      }
+      case "resync": {
+        const subscription = this.#bySub.get(message.sub);
+        if (!subscription) return;
+        const { ack, position } = subscription;
+        if (ack && (!position || position.epoch !== ack.epoch || position.seq < ack.seq)) subscription.position = ack;
+        this.#resync(subscription, message.reason);
+        return;
+      }
+      case "pong":
+        if (message.ref === String(this.#pingCounter)) this.#roundTripMs = this.#now() - this.#pingSentAt;
+        return;
+      case "error": {
+        this.#report(message);
+        const subscription = message.sub ? this.#bySub.get(message.sub) : undefined;
+        for (const listener of subscription ? [...subscription.listeners] : []) {
+          this.#call(() => listener.onError?.(message));
+        }
+        return;
+      }
+      case "unsubscribed":
+        return;
+    }
+  }
+
+  #acknowledged(sub: string, ack: Position): void {
+    const subscription = this.#bySub.get(sub);
+    if (!subscription) return;
+    this.#attempt = 0;
+    subscription.ack = ack;
+    const resumed = subscription.resumeSent !== undefined && subscription.resumeSent.epoch === ack.epoch;
+    if (!resumed) subscription.position = ack;
+    if (subscription.missedWhileAway) {
+      subscription.missedWhileAway = false;
+      this.#resync(subscription, "reconnect_without_resume");
+    }
+  }
+
+  #resync(subscription: Subscription, reason: ClientResyncReason): void {
+    for (const listener of [...subscription.listeners]) this.#call(() => listener.onResync(reason));
+  }
+
+  #startHeartbeat(): void {
+    const heartbeat = this.#heartbeat;
+    if (!heartbeat) return;
+    this.#heartbeatTimer = this.#timers.setInterval(() => this.#ping(), heartbeat.intervalMs);
+  }
+
+  #ping(): void {
+    const heartbeat = this.#heartbeat;
+    if (!heartbeat || !this.#ready || this.#pongTimer !== undefined) return;
+    this.#pingSentAt = this.#now();
+    this.#send({ type: "ping", ref: String(++this.#pingCounter) });
+    this.#pongTimer = this.#timers.setTimeout(() => {
+      this.#pongTimer = undefined;
+      this.#report(new Error(`heartbeat: no answer within ${heartbeat.timeoutMs} ms; reconnecting`));
+      const socket = this.#socket;
+      this.#lost();
+      socket?.close(4000, "heartbeat timeout");
+    }, heartbeat.timeoutMs);
+  }
+
+  #clearPongTimer(): void {
+    if (this.#pongTimer === undefined) return;
+    this.#timers.clearTimeout(this.#pongTimer);
+    this.#pongTimer = undefined;
+  }
+
+  /** lost forgets the current socket and, unless closed by the user, schedules the next attempt. */
+  #lost(): void {
+    this.#dropSocket();
+    if (this.#closedByUser) {
+      this.#setStatus("closed");
+      return;
+    }
+    this.#scheduleReconnect();
+  }
+
+  #dropSocket(): void {
+    this.#generation++;
+    this.#ready = false;
+    if (this.#heartbeatTimer !== undefined) this.#timers.clearInterval(this.#heartbeatTimer);
+    this.#heartbeatTimer = undefined;
+    this.#clearPongTimer();
+    const socket = this.#socket;
+    this.#socket = undefined;
+    if (socket) {
+      socket.onopen = null;
+      socket.onmessage = null;
+      socket.onclose = null;
+      socket.onerror = null;
+    }
+  }
+
+  #scheduleReconnect(): void {
+    this.#everOpened = true;
+    this.#setStatus("reconnecting");
+    const delay = backoffDelay(this.#attempt++, this.#backoff, this.#random);
+    this.#reconnectTimer = this.#timers.setTimeout(() => {
+      this.#reconnectTimer = undefined;
+      this.#open();
+    }, delay);
+  }
+
+  /** wake reacts to the page coming back online or visible: dial now instead of waiting, or check the socket. */
+  #wake(): void {
+    if (this.#reconnectTimer !== undefined) {
+      this.#timers.clearTimeout(this.#reconnectTimer);
+      this.#reconnectTimer = undefined;
+      this.#open();
+      return;
+    }
+    if (this.#ready) this.#ping();
+  }
+
+  #send(message: ClientMessage): void {
+    const socket = this.#socket;
+    if (!socket || socket.readyState !== WEBSOCKET_OPEN) return;
+    socket.send(JSON.stringify(message));
+  }
+
+  #setStatus(status: ConnectionStatus): void {
+    if (this.#status === status) return;
+    this.#status = status;
+    for (const listener of [...this.#statusListeners]) this.#call(() => listener(status));
+  }
+
+  #call(callback: () => void): void {
+    try {
+      callback();
+    } catch (error) {
+      this.#report(asError(error, "listener threw"));
+    }
+  }
+
+  #report(error: ErrorMessage | Error): void {
+    this.#onError?.(error);
+  }
+}
+
+function isPromiseLike<T>(value: unknown): value is PromiseLike<T> {
+  return typeof value === "object" && value !== null && typeof (value as PromiseLike<T>).then === "function";
+}
+
+function asError(error: unknown, context: string): Error {
+  const message = error instanceof Error ? error.message : String(error);
+  return new Error(`${context}: ${message}`);
+}
