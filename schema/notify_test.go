@@ -178,11 +178,15 @@ func TestNotifyLargeRowIsTruncated(t *testing.T) {
 		},
 		{
 			action: "UPDATE docs SET body = repeat('y', 9000)",
-			want:   `{"op":"UPDATE","table":"docs","schema":"public","truncated":true,"key":{"id":1}}`,
+			want:   `{"op":"UPDATE","table":"docs","schema":"public","truncated":true,"key":{"id":1},"old":{"id":1}}`,
+		},
+		{
+			action: "UPDATE docs SET id = 2",
+			want:   `{"op":"UPDATE","table":"docs","schema":"public","truncated":true,"key":{"id":2},"old":{"id":1}}`,
 		},
 		{
 			action: "DELETE FROM docs",
-			want:   `{"op":"DELETE","table":"docs","schema":"public","truncated":true,"key":{"id":1}}`,
+			want:   `{"op":"DELETE","table":"docs","schema":"public","truncated":true,"key":{"id":2}}`,
 		},
 	}
 	for _, tt := range tests {
@@ -190,10 +194,10 @@ func TestNotifyLargeRowIsTruncated(t *testing.T) {
 		assertPayload(t, next(t, listener), tt.want)
 	}
 	// The writes committed.
-	execAll(t, conn, "INSERT INTO docs VALUES (2, repeat('z', 20000))")
+	execAll(t, conn, "INSERT INTO docs VALUES (3, repeat('z', 20000))")
 	next(t, listener)
 	var n int
-	if err := conn.QueryRow(testCtx(t), "SELECT length(body) FROM docs WHERE id = 2").Scan(&n); err != nil {
+	if err := conn.QueryRow(testCtx(t), "SELECT length(body) FROM docs WHERE id = 3").Scan(&n); err != nil {
 		t.Fatalf("read back large row: %v", err)
 	}
 	if n != 20000 {
@@ -234,4 +238,6 @@ func TestNotifyHugeKeyIsDropped(t *testing.T) {
 	listener := listen(t, url, "tags")
 	execAll(t, conn, "INSERT INTO tags VALUES (repeat('k', 9000))")
 	assertPayload(t, next(t, listener), `{"op":"INSERT","table":"tags","schema":"public","truncated":true}`)
+	execAll(t, conn, "UPDATE tags SET name = repeat('j', 9000)")
+	assertPayload(t, next(t, listener), `{"op":"UPDATE","table":"tags","schema":"public","truncated":true}`)
 }

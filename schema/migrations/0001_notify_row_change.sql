@@ -17,8 +17,9 @@
 --
 --   {"op":..,"table":..,"schema":..,"truncated":true,"key":{<primary key>}}
 --
--- and the gateway reads the row back by its key. Should even that be too large
--- (a huge primary key), the key is left out and the notification still goes.
+-- (an UPDATE also carries "old": {<previous primary key>}) and the gateway
+-- reads the row back by its key. Should even that be too large (a huge
+-- primary key), the keys are left out and the notification still goes.
 --
 -- JSON is built with jsonb, whose text form never contains a raw newline
 -- (control characters inside strings are escaped), so a payload is always one
@@ -28,6 +29,17 @@ CREATE SCHEMA IF NOT EXISTS ripple;
 
 COMMENT ON SCHEMA ripple IS
   'Ripple: row-change notifications for realtime clients (https://github.com/ripple-rt/ripple)';
+
+-- row_key returns the primary key of a row given as jsonb: an object with
+-- the key columns only. Used for truncated payloads.
+CREATE OR REPLACE FUNCTION ripple.row_key(row_data jsonb, key_columns text[])
+RETURNS jsonb
+LANGUAGE sql
+IMMUTABLE
+AS $$
+  SELECT coalesce(jsonb_object_agg(k.col, row_data -> k.col), '{}'::jsonb)
+    FROM unnest(key_columns) AS k(col)
+$$;
 
 -- notify_row_change is an AFTER ... FOR EACH ROW trigger function. Its
 -- trigger arguments (TG_ARGV) are the names of the table's primary-key
@@ -45,8 +57,8 @@ DECLARE
   channel  text;
   new_row  jsonb;
   old_row  jsonb;
-  key_row  jsonb;
-  envelope jsonb;
+  envelope jsonb; -- op, table, schema
+  body     jsonb; -- new, old, truncated, key
   payload  text;
 BEGIN
   channel := CASE
@@ -69,36 +81,38 @@ BEGIN
 
   IF TG_OP = 'DELETE' THEN
     old_row := to_jsonb(OLD);
-    payload := (envelope || jsonb_build_object('old', old_row))::text;
+    body := jsonb_build_object('old', old_row);
+  ELSIF TG_OP = 'UPDATE' THEN
+    new_row := to_jsonb(NEW);
+    old_row := to_jsonb(OLD);
+    -- "old": the primary key (always) and the previous value of every
+    -- column whose value changed. Both sides are jsonb, so SQL NULL columns
+    -- compare as JSON null and a change to or from NULL is seen.
+    body := jsonb_build_object(
+      'new', new_row,
+      'old', (SELECT coalesce(jsonb_object_agg(o.key, o.value), '{}'::jsonb)
+                FROM jsonb_each(old_row) AS o
+               WHERE o.key = ANY (TG_ARGV)
+                  OR o.value IS DISTINCT FROM new_row -> o.key)
+    );
   ELSE
     new_row := to_jsonb(NEW);
-    IF TG_OP = 'UPDATE' THEN
-      -- The primary key (always) and the previous value of every column
-      -- whose value changed. Both sides are jsonb, so SQL NULL columns
-      -- compare as JSON null and a change to or from NULL is seen.
-      SELECT jsonb_object_agg(o.key, o.value)
-        INTO old_row
-        FROM jsonb_each(to_jsonb(OLD)) AS o
-       WHERE o.key = ANY (TG_ARGV)
-          OR o.value IS DISTINCT FROM new_row -> o.key;
-      payload := (envelope || jsonb_build_object(
-        'new', new_row,
-        'old', coalesce(old_row, '{}'::jsonb)
-      ))::text;
-    ELSE
-      payload := (envelope || jsonb_build_object('new', new_row))::text;
-    END IF;
+    body := jsonb_build_object('new', new_row);
   END IF;
+  payload := (envelope || body)::text;
 
   IF octet_length(payload) >= max_payload THEN
-    -- The key identifies the row as it is now: NEW, or OLD for DELETE.
-    SELECT jsonb_object_agg(k.col, coalesce(new_row, old_row) -> k.col)
-      INTO key_row
-      FROM unnest(TG_ARGV) AS k(col);
-    payload := (envelope || jsonb_build_object(
+    -- Too large: send the key of the row as it is now (NEW, or OLD for
+    -- DELETE); for UPDATE also the key it had before, as "old", so that a
+    -- changed primary key is still seen.
+    body := jsonb_build_object(
       'truncated', true,
-      'key', coalesce(key_row, '{}'::jsonb)
-    ))::text;
+      'key', ripple.row_key(coalesce(new_row, old_row), TG_ARGV)
+    );
+    IF TG_OP = 'UPDATE' THEN
+      body := body || jsonb_build_object('old', ripple.row_key(old_row, TG_ARGV));
+    END IF;
+    payload := (envelope || body)::text;
     IF octet_length(payload) >= max_payload THEN
       payload := (envelope || jsonb_build_object('truncated', true))::text;
     END IF;
