@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/ripple-rt/ripple/schema"
 )
 
@@ -240,4 +242,33 @@ func TestNotifyHugeKeyIsDropped(t *testing.T) {
 	assertPayload(t, next(t, listener), `{"op":"INSERT","table":"tags","schema":"public","truncated":true}`)
 	execAll(t, conn, "UPDATE tags SET name = repeat('j', 9000)")
 	assertPayload(t, next(t, listener), `{"op":"UPDATE","table":"tags","schema":"public","truncated":true}`)
+}
+
+func TestNotifyAsWriterWithoutRightsOnRippleSchema(t *testing.T) {
+	t.Parallel()
+	url, conn := appliedDB(t)
+	var role string
+	if err := conn.QueryRow(testCtx(t), "SELECT current_database() || '_writer'").Scan(&role); err != nil {
+		t.Fatalf("role name: %v", err)
+	}
+	quoted := pgx.Identifier{role}.Sanitize()
+	execAll(t, conn,
+		"CREATE ROLE "+quoted,
+		"REVOKE ALL ON SCHEMA ripple FROM PUBLIC",
+		"CREATE TABLE docs (id int PRIMARY KEY, body text)",
+		"GRANT INSERT, UPDATE ON docs TO "+quoted,
+		"SELECT ripple.enable('docs')",
+	)
+	t.Cleanup(func() { // roles outlive the test's database
+		execAll(t, conn, "DROP OWNED BY "+quoted, "DROP ROLE "+quoted)
+	})
+	listener := listen(t, url, "docs")
+	execAll(t, conn,
+		"SET ROLE "+quoted,
+		"INSERT INTO docs VALUES (1, 'small')",
+		"INSERT INTO docs VALUES (2, repeat('x', 9000))",
+		"RESET ROLE",
+	)
+	assertPayload(t, next(t, listener), `{"op":"INSERT","table":"docs","schema":"public","new":{"id":1,"body":"small"}}`)
+	assertPayload(t, next(t, listener), `{"op":"INSERT","table":"docs","schema":"public","truncated":true,"key":{"id":2}}`)
 }

@@ -30,20 +30,12 @@ CREATE SCHEMA IF NOT EXISTS ripple;
 COMMENT ON SCHEMA ripple IS
   'Ripple: row-change notifications for realtime clients (https://github.com/ripple-rt/ripple)';
 
--- row_key returns the primary key of a row given as jsonb: an object with
--- the key columns only. Used for truncated payloads.
-CREATE OR REPLACE FUNCTION ripple.row_key(row_data jsonb, key_columns text[])
-RETURNS jsonb
-LANGUAGE sql
-IMMUTABLE
-AS $$
-  SELECT coalesce(jsonb_object_agg(k.col, row_data -> k.col), '{}'::jsonb)
-    FROM unnest(key_columns) AS k(col)
-$$;
-
 -- notify_row_change is an AFTER ... FOR EACH ROW trigger function. Its
 -- trigger arguments (TG_ARGV) are the names of the table's primary-key
 -- columns, in key order; ripple.enable passes them.
+--
+-- It runs with the privileges of whoever writes the row, who need not have
+-- any right on schema ripple: so it calls nothing in that schema.
 CREATE OR REPLACE FUNCTION ripple.notify_row_change()
 RETURNS trigger
 LANGUAGE plpgsql
@@ -105,12 +97,17 @@ BEGIN
     -- Too large: send the key of the row as it is now (NEW, or OLD for
     -- DELETE); for UPDATE also the key it had before, as "old", so that a
     -- changed primary key is still seen.
-    body := jsonb_build_object(
-      'truncated', true,
-      'key', ripple.row_key(coalesce(new_row, old_row), TG_ARGV)
-    );
+    SELECT jsonb_build_object(
+             'truncated', true,
+             'key', coalesce(jsonb_object_agg(k.col, coalesce(new_row, old_row) -> k.col), '{}'::jsonb)
+           )
+      INTO body
+      FROM unnest(TG_ARGV) AS k(col);
     IF TG_OP = 'UPDATE' THEN
-      body := body || jsonb_build_object('old', ripple.row_key(old_row, TG_ARGV));
+      body := body || (
+        SELECT jsonb_build_object('old', coalesce(jsonb_object_agg(k.col, old_row -> k.col), '{}'::jsonb))
+          FROM unnest(TG_ARGV) AS k(col)
+      );
     END IF;
     payload := (envelope || body)::text;
     IF octet_length(payload) >= max_payload THEN

@@ -134,3 +134,9 @@ SELECT DISTINCT
 
 COMMENT ON VIEW ripple.enabled_tables IS
   'Ripple: the tables with a notify trigger and the channel each one notifies on.';
+
+-- Any role may list the enabled tables (the gateway may run as a role that
+-- did not apply the schema) and call enable/disable, which still need the
+-- right to create triggers on the table. pg_trigger shows the same facts.
+GRANT USAGE ON SCHEMA ripple TO PUBLIC;
+GRANT SELECT ON ripple.enabled_tables TO PUBLIC;
