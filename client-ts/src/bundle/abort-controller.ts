@@ -44,7 +44,7 @@ class AbortControllerStandIn {
   }
 }
 
-const native = (globalThis as { AbortController?: typeof AbortControllerStandIn }).AbortController;
+const native = (globalThis as unknown as { AbortController?: typeof AbortControllerStandIn }).AbortController;
 
 /** AbortController is the runtime's class, or the stand-in where there is none. */
 export const AbortController: typeof AbortControllerStandIn = typeof native === "function" ? native : AbortControllerStandIn;

@@ -78,17 +78,14 @@ export function bindQuery<TData = unknown, TRow = Row>(
     if (next !== data) queryClient.setQueryData<TData>(queryKey, () => next as TData & ({} | null));
   };
 
-  /** flushPending applies the changes kept during a fetch that has since ended. */
-  const flushPending = () => {
-    const changes = pending;
-    pending = [];
-    patch(changes);
-  };
-
+  // The cache tells its listeners synchronously, so the kept changes are
+  // applied the moment a fetch ends, before any newer change can arrive.
   const stopWatchingCache = cache.subscribe((event) => {
     if (pending.length === 0 || event.type !== "updated") return;
     if (event.query !== findQuery() || event.query.state.fetchStatus === "fetching") return;
-    flushPending();
+    const changes = pending;
+    pending = [];
+    patch(changes);
   });
 
   const stopSubscription = realtimeClient.subscribe({
@@ -106,7 +103,6 @@ export function bindQuery<TData = unknown, TRow = Row>(
         patch([change]);
         return;
       }
-      if (pending.length > 0) flushPending();
       patch([change]);
     },
     onResync(reason) {
