@@ -1,6 +1,8 @@
 package schema_test
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
@@ -74,6 +76,10 @@ func TestNotifyPayloadPerOperation(t *testing.T) {
 				t.Errorf("channel = %q, want items", got.channel)
 			}
 			assertPayload(t, got, tt.want)
+			var compact bytes.Buffer
+			if err := json.Compact(&compact, []byte(got.raw)); err != nil || compact.String() != got.raw {
+				t.Errorf("payload is not compact JSON: %s", got.raw)
+			}
 		})
 	}
 }
@@ -153,13 +159,31 @@ func TestNotifyPayloadIsOneLine(t *testing.T) {
 		"SELECT ripple.enable('notes')",
 	)
 	listener := listen(t, url, "notes")
-	execAll(t, conn, "INSERT INTO notes VALUES (1, E'line 1\\nline 2\\r\\t', E'{\"a\":\\n  [1,\\n 2]}', E'{\"b\": \"x\\\\ny\"}')")
-	got := next(t, listener)
-	if strings.ContainsAny(got.raw, "\n\r") {
-		t.Errorf("payload has a raw line break: %q", got.raw)
+	// A json value keeps its own text, line breaks included. \u0000 is valid
+	// in json (not in jsonb): it must not break the write; the UPDATE "old"
+	// then holds the whole previous row, as the trigger cannot decode it.
+	execAll(t, conn,
+		`INSERT INTO notes VALUES (1, E'line 1\nline 2\r\t', E'{"a":\r\n  [1,\n 2], "z": "\\u0000"}', '{"b": "x\ny"}')`,
+		`UPDATE notes SET doc = E'{\n"c": 3}'`,
+		`UPDATE notes SET doc = E'{"d":\n4}'`,
+	)
+	const body = `"body":"line 1\nline 2\r\t"`
+	want := []string{
+		`{"op":"INSERT","table":"notes","schema":"public",
+			"new":{"id":1,` + body + `,"doc":{"a":[1,2],"z":"\u0000"},"meta":{"b":"x\ny"}}}`,
+		`{"op":"UPDATE","table":"notes","schema":"public",
+			"new":{"id":1,` + body + `,"doc":{"c":3},"meta":{"b":"x\ny"}},
+			"old":{"id":1,` + body + `,"doc":{"a":[1,2],"z":"\u0000"},"meta":{"b":"x\ny"}}}`,
+		`{"op":"UPDATE","table":"notes","schema":"public",
+			"new":{"id":1,` + body + `,"doc":{"d":4},"meta":{"b":"x\ny"}},"old":{"id":1,"doc":{"c":3}}}`,
 	}
-	assertPayload(t, got, `{"op":"INSERT","table":"notes","schema":"public",
-		"new":{"id":1,"body":"line 1\nline 2\r\t","doc":{"a":[1,2]},"meta":{"b":"x\ny"}}}`)
+	for _, w := range want {
+		got := next(t, listener)
+		if strings.ContainsAny(got.raw, "\n\r") {
+			t.Errorf("payload has a raw line break: %q", got.raw)
+		}
+		assertPayload(t, got, w)
+	}
 }
 
 func TestNotifyLargeRowIsTruncated(t *testing.T) {
@@ -271,4 +295,23 @@ func TestNotifyAsWriterWithoutRightsOnRippleSchema(t *testing.T) {
 	)
 	assertPayload(t, next(t, listener), `{"op":"INSERT","table":"docs","schema":"public","new":{"id":1,"body":"small"}}`)
 	assertPayload(t, next(t, listener), `{"op":"INSERT","table":"docs","schema":"public","truncated":true,"key":{"id":2}}`)
+}
+
+func TestNotifyAfterKeyColumnRename(t *testing.T) {
+	t.Parallel()
+	url, conn := appliedDB(t)
+	execAll(t, conn,
+		"CREATE TABLE docs (id int PRIMARY KEY, body text)",
+		"SELECT ripple.enable('docs')",
+		"ALTER TABLE docs RENAME id TO doc_id", // the trigger still names "id"
+	)
+	listener := listen(t, url, "docs")
+	execAll(t, conn,
+		"INSERT INTO docs VALUES (1, repeat('x', 9000))",
+		"SELECT ripple.enable('docs')", // picks up the new name
+		"UPDATE docs SET body = repeat('y', 9000)",
+	)
+	assertPayload(t, next(t, listener), `{"op":"INSERT","table":"docs","schema":"public","truncated":true}`)
+	assertPayload(t, next(t, listener),
+		`{"op":"UPDATE","table":"docs","schema":"public","truncated":true,"key":{"doc_id":1},"old":{"doc_id":1}}`)
 }
