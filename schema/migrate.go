@@ -3,7 +3,6 @@ package schema
 import (
 	"context"
 	"embed"
-	"errors"
 	"fmt"
 	"io/fs"
 	"path"
@@ -165,7 +164,7 @@ func load(fsys fs.FS, dir string) ([]migration, error) {
 		}
 	}
 	if len(migrations) == 0 {
-		return nil, errors.New("migrations " + dir + ": no files")
+		return nil, fmt.Errorf("migrations %s: no files", dir)
 	}
 	return migrations, nil
 }
