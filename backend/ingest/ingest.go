@@ -30,7 +30,9 @@
 // Payloads from the seed's own trigger ({"op","table","new"|"old"}, no
 // "schema") are accepted; a missing schema means public. Changes are passed
 // on as decoded: Ripple does not add the schema to them, so the raw bytes of
-// an unchanged notification go out exactly as Postgres sent them.
+// an unchanged notification go out as Postgres sent them, except that line
+// breaks between JSON tokens are removed (every raw is one line, as the
+// gateway's newline-separated batches need).
 package ingest
 
 import (
@@ -55,10 +57,10 @@ import (
 
 // Publisher receives the decoded changes (the hub implements it).
 type Publisher interface {
-	// Publish passes on one change of channel. raw is the JSON of change:
-	// the notification's own bytes when ingest left the change as it came,
-	// re-encoded after hydration. Publish may keep raw; ingest does not
-	// touch it again.
+	// Publish passes on one change of channel. raw is the JSON of change,
+	// always one line: the notification's own bytes when ingest left the
+	// change as it came, re-encoded after hydration. Publish may keep raw;
+	// ingest does not touch it again.
 	Publish(channel string, change protocol.NotificationPayload, raw []byte)
 	// Gap reports that notifications on channel may have been lost.
 	Gap(channel string)
@@ -126,7 +128,7 @@ func (i *Ingest) Gap(channel string) { i.pub.Gap(channel) }
 // payload: it logs, counts and skips it.
 func (i *Ingest) Handle(ctx context.Context, n *pgconn.Notification) {
 	i.metrics.NotificationsIn.WithLabelValues(n.Channel).Inc()
-	raw := []byte(n.Payload)
+	raw := oneLine([]byte(n.Payload))
 	change, err := decode(raw)
 	if err != nil {
 		i.metrics.BadPayloads.Inc()
@@ -212,10 +214,11 @@ func (i *Ingest) hydrate(ctx context.Context, channel string, change protocol.No
 	return row, nil
 }
 
-// hydrateSQL is the query that reads one row of schema.table by the columns
-// of key, given as one jsonb parameter. jsonb_populate_record turns the key
-// back into values of the columns' own types (the exact inverse of the
-// trigger's to_jsonb), so the comparison can use the primary key's index.
+// hydrateSQL is the query that reads one row of schema.table, as JSON
+// written the way the trigger writes it (row_to_json), by the columns of
+// key, given as one jsonb parameter. jsonb_populate_record turns the key
+// back into values of the columns' own types (the inverse of row_to_json),
+// so the comparison can use the primary key's index.
 // Columns are sorted so that one table's query text is always the same.
 func hydrateSQL(schema, table string, key protocol.Row) string {
 	tbl := pgx.Identifier{schema, table}.Sanitize()
@@ -225,7 +228,7 @@ func hydrateSQL(schema, table string, key protocol.Row) string {
 	}
 	slices.Sort(cols)
 	var b strings.Builder
-	b.WriteString("SELECT to_jsonb(ripple_row) FROM ")
+	b.WriteString("SELECT row_to_json(ripple_row) FROM ")
 	b.WriteString(tbl)
 	b.WriteString(" AS ripple_row, jsonb_populate_record(NULL::")
 	b.WriteString(tbl)
@@ -238,6 +241,22 @@ func hydrateSQL(schema, table string, key protocol.Row) string {
 		b.WriteString("ripple_row." + c + " = ripple_key." + c)
 	}
 	return b.String()
+}
+
+// oneLine returns raw without line breaks, which the gateway's framing
+// reserves as message separators. Valid JSON holds them only as whitespace
+// between tokens (a json column copied by the seed's trigger can bring
+// some), so compacting removes them; raw that is not JSON is returned as it
+// is, for decode to refuse.
+func oneLine(raw []byte) []byte {
+	if !bytes.ContainsAny(raw, "\r\n") {
+		return raw
+	}
+	var b bytes.Buffer
+	if err := json.Compact(&b, raw); err != nil {
+		return raw
+	}
+	return b.Bytes()
 }
 
 // maxQuoted bounds how much of an unexpected value an error message quotes.
@@ -276,7 +295,7 @@ func decode(raw []byte) (protocol.NotificationPayload, error) {
 	return p, nil
 }
 
-// decodeRow parses one row as Postgres's to_jsonb wrote it.
+// decodeRow parses one row as Postgres's row_to_json wrote it.
 func decodeRow(data []byte) (protocol.Row, error) {
 	var row protocol.Row
 	dec := json.NewDecoder(bytes.NewReader(data))

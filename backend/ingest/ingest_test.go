@@ -91,9 +91,17 @@ func TestValidPayloadsPassOnUnchanged(t *testing.T) {
 	tests := []struct {
 		name    string
 		channel string
-		payload string
+		sent    string // the notification's payload, if not payload
+		payload string // what is published as raw
 		want    protocol.NotificationPayload
 	}{
+		{
+			name:    "line breaks between tokens removed",
+			channel: "projects",
+			sent:    "{\"op\":\"INSERT\",\r\n \"table\":\"projects\",\"new\":{\"id\":1,\"doc\":{\n\"a\": \"x\\ny\"}}}",
+			payload: `{"op":"INSERT","table":"projects","new":{"id":1,"doc":{"a":"x\ny"}}}`,
+			want:    protocol.NotificationPayload{Op: protocol.OpInsert, Table: "projects", New: protocol.Row{"id": json.Number("1"), "doc": map[string]any{"a": "x\ny"}}},
+		},
 		{
 			name:    "seed insert",
 			channel: "projects",
@@ -138,7 +146,10 @@ func TestValidPayloadsPassOnUnchanged(t *testing.T) {
 			pub := &recorder{}
 			m := metrics.New(nil)
 			ing := New(Options{Publisher: pub, Metrics: m})
-			ing.Handle(context.Background(), note(tt.channel, tt.payload))
+			if tt.sent == "" {
+				tt.sent = tt.payload
+			}
+			ing.Handle(context.Background(), note(tt.channel, tt.sent))
 			got := pub.only(t)
 			if got.channel != tt.channel || !reflect.DeepEqual(got.change, tt.want) {
 				t.Fatalf("published %s %+v, want %s %+v", got.channel, got.change, tt.channel, tt.want)
@@ -239,7 +250,7 @@ func TestGapIsPassedOn(t *testing.T) {
 func TestHydrateSQLQuotesAndSortsColumns(t *testing.T) {
 	t.Parallel()
 	got := hydrateSQL("billing", `odd"table`, protocol.Row{"org": 1, `we"ird`: 2, "id": 3})
-	want := `SELECT to_jsonb(ripple_row) FROM "billing"."odd""table" AS ripple_row, ` +
+	want := `SELECT row_to_json(ripple_row) FROM "billing"."odd""table" AS ripple_row, ` +
 		`jsonb_populate_record(NULL::"billing"."odd""table", $1::jsonb) AS ripple_key ` +
 		`WHERE ripple_row."id" = ripple_key."id" AND ripple_row."org" = ripple_key."org" AND ripple_row."we""ird" = ripple_key."we""ird"`
 	if got != want {
