@@ -41,6 +41,16 @@ describe("applyChange", () => {
     { name: "truncated update changes nothing (needs a refetch)", change: { op: "UPDATE", table: "projects", truncated: true, key: { id: 1 } }, want: "same" },
     { name: "keys compare as text: 2 and '2' are one row", change: upd({ id: "2" as unknown as number, name: "b3" }), want: [a, { id: "2" as unknown as number, name: "b3", rank: 2 }] },
     {
+      name: "update that changes the key replaces the row under its previous key",
+      change: { op: "UPDATE", table: "projects", new: { id: 5, name: "a", rank: 1 }, old: { id: 1 } },
+      want: [b, { id: 5, name: "a", rank: 1 }],
+    },
+    {
+      name: "update that changes the key of an absent row inserts it",
+      change: { op: "UPDATE", table: "projects", new: { id: 5, name: "e" }, old: { id: 4 } },
+      want: [a, b, { id: 5, name: "e" }],
+    },
+    {
       name: "custom getKey",
       change: ins({ id: 99, name: "a", rank: 5 }),
       options: { getKey: (p) => p.name },
@@ -106,6 +116,9 @@ describe("applyChangeToRecord", () => {
     expect(applyChangeToRecord(record, upd({ id: 1, name: "a" }))).toBe(record);
     expect(applyChangeToRecord(record, { op: "UPDATE", table: "projects", truncated: true, key: { id: 1 } })).toBe(record);
     expect(applyChangeToRecord(record, del(2))).toBe(record);
+  });
+  it("follows an update that changes the record's key", () => {
+    expect(applyChangeToRecord(record, { op: "UPDATE", table: "projects", new: { id: 5, name: "a" }, old: { id: 1 } })).toEqual({ id: 5, name: "a" });
   });
   it("gives null when the row is deleted", () => {
     expect(applyChangeToRecord(record, del(1))).toBeNull();

@@ -56,7 +56,14 @@ export function applyChange<TRow>(list: readonly TRow[], change: NotificationPay
   if (row === undefined) return list as TRow[];
   const getKey = options.getKey ?? defaultGetKey;
   const key = keyString(getKey(row));
-  const index = list.findIndex((item) => keyString(getKey(item)) === key);
+  const movedFrom = previousKey(change, key, getKey);
+  let source = list;
+  if (movedFrom !== undefined) {
+    // An UPDATE that changed the key: the row under its previous key is the one updated.
+    const oldIndex = list.findIndex((item) => keyString(getKey(item)) === movedFrom);
+    if (oldIndex >= 0) source = [...list.slice(0, oldIndex), ...list.slice(oldIndex + 1), { ...list[oldIndex], ...row } as TRow];
+  }
+  const index = source.findIndex((item) => keyString(getKey(item)) === key);
 
   if (change.op === "DELETE") {
     if (index < 0) return list as TRow[];
@@ -66,11 +73,11 @@ export function applyChange<TRow>(list: readonly TRow[], change: NotificationPay
 
   let next: TRow[];
   if (index < 0) {
-    next = [...list, row];
+    next = [...source, row];
   } else {
-    const merged = mergeRow(list[index], row);
-    if (merged === list[index]) return list as TRow[];
-    next = list.slice();
+    const merged = mergeRow(source[index], row);
+    if (merged === source[index] && source === list) return list as TRow[];
+    next = source.slice();
     next[index] = merged;
   }
   if (options.sort) next.sort(options.sort);
@@ -94,9 +101,23 @@ export function applyChangeToRecord<TRow>(
   const row = changeRow(change) as TRow | undefined;
   if (row === undefined || record === null || record === undefined) return record;
   const getKey = options.getKey ?? defaultGetKey;
-  if (keyString(getKey(record)) !== keyString(getKey(row))) return record;
+  const recordKey = keyString(getKey(record));
+  const key = keyString(getKey(row));
+  if (recordKey !== key && recordKey !== previousKey(change, key, getKey)) return record;
   if (change.op === "DELETE") return null;
   return mergeRow(record, row);
+}
+
+/**
+ * previousKey returns the key an UPDATE's row had before, when the update
+ * changed it (`old` holds the previous values of changed columns), else undefined.
+ */
+function previousKey<TRow>(change: NotificationPayload, key: string, getKey: GetKey<TRow>): string | undefined {
+  if (change.op !== "UPDATE" || !change.old) return undefined;
+  const before = getKey(change.old as TRow);
+  if (before === undefined || before === null) return undefined;
+  const previous = keyString(before);
+  return previous === key ? undefined : previous;
 }
 
 /** mergeRow returns `current` with `update`'s columns, or `current` itself when no value differs. */
