@@ -1,0 +1,270 @@
+package gateway
+
+import (
+	"sync"
+	"time"
+
+	"github.com/lxzan/gws"
+
+	"github.com/ripple-rt/ripple/backend/hub"
+	"github.com/ripple-rt/ripple/backend/protocol"
+)
+
+// maxFrameBytes is the size past which a batch is split into several
+// frames (a single larger message still goes out whole).
+const maxFrameBytes = 1 << 20
+
+// keepCapacity is the largest queue capacity kept for reuse after a flush;
+// a burst's bigger slices are left to the garbage collector so that idle
+// connections stay small.
+const keepCapacity = 128
+
+var newline = []byte{'\n'}
+
+// sendQueue is a connection's bounded queue of outbound messages. Enqueue
+// never blocks: it appends and, if no flush is pending, schedules one on
+// gws's per-connection task queue (Conn.Async), which writes everything
+// queued by then as one frame of newline-separated messages (seed
+// protocol: one frame per payload).
+type sendQueue struct {
+	c *conn
+
+	mu        sync.Mutex
+	items     []hub.Message
+	spare     []hub.Message // the previous batch's slice, for reuse
+	scheduled bool          // a flush is queued and has not yet taken the items
+	// resyncsPending counts slow_consumer resyncs queued or being written.
+	resyncsPending int
+	closing        bool // nothing more is queued
+	closeCode      uint16
+	closeReason    string
+
+	parts [][]byte // scratch of flush; flushes never run concurrently
+
+	flushFn, closeFn func()
+}
+
+func (q *sendQueue) init(c *conn) {
+	q.c = c
+	q.flushFn, q.closeFn = q.flush, q.writeClose
+}
+
+// Enqueue implements [hub.Subscriber]: it queues m without blocking. When
+// the queue is full, the connection's queued changes are dropped and every
+// subscription that lost one gets a resync (slow_consumer); if that
+// happens again before such a resync was written, or on a seed-protocol
+// connection (which cannot resync), the connection is closed with 4008.
+func (q *sendQueue) Enqueue(m hub.Message) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closing {
+		return
+	}
+	if m.Kind == hub.KindResync {
+		q.c.srv.countResync(m.Reason)
+	}
+	if len(q.items) >= q.c.srv.opts.SendQueueSize {
+		q.overflowLocked(m)
+		return
+	}
+	q.items = append(q.items, m)
+	q.scheduleLocked()
+}
+
+func (q *sendQueue) scheduleLocked() {
+	if !q.scheduled {
+		q.scheduled = true
+		q.c.socket.Async(q.flushFn)
+	}
+}
+
+func (q *sendQueue) overflowLocked(m hub.Message) {
+	if q.c.seed || q.resyncsPending > 0 {
+		q.c.log.Warn("closing a client too slow to read its changes", "queue", len(q.items))
+		q.closeLocked(protocol.ClosePolicy, "slow consumer: send queue overflowed", false)
+		return
+	}
+	var affected []*hub.Subscription
+	seen := make(map[*hub.Subscription]bool)
+	dropped := 0
+	dropChange := func(d hub.Message) {
+		dropped++
+		if !seen[d.Sub] {
+			seen[d.Sub] = true
+			affected = append(affected, d.Sub)
+		}
+	}
+	kept := q.items[:0]
+	for _, it := range q.items {
+		if it.Kind == hub.KindChange {
+			dropChange(it)
+		} else {
+			kept = append(kept, it)
+		}
+	}
+	clear(q.items[len(kept):])
+	q.items = kept
+	if m.Kind == hub.KindChange {
+		dropChange(m)
+	}
+	q.c.srv.opts.Metrics.Drops.Add(float64(dropped))
+	for _, s := range affected {
+		if s.Active() {
+			q.items = append(q.items, hub.NewResync(s, protocol.ResyncSlowConsumer))
+			q.resyncsPending++
+			q.c.srv.countResync(protocol.ResyncSlowConsumer)
+		}
+	}
+	if m.Kind != hub.KindChange {
+		q.items = append(q.items, m)
+	}
+	q.c.log.Warn("slow client: dropped its queued changes and asked it to resync", "dropped", dropped, "subscriptions", len(affected))
+	if len(q.items) > q.c.srv.opts.SendQueueSize {
+		q.closeLocked(protocol.ClosePolicy, "slow consumer: send queue overflowed", false)
+		return
+	}
+	q.scheduleLocked()
+}
+
+// close stops queueing and schedules a close frame with code and reason,
+// after what is queued when flushFirst is set, instead of it otherwise.
+func (q *sendQueue) close(code uint16, reason string, flushFirst bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.closeLocked(code, reason, flushFirst)
+}
+
+func (q *sendQueue) closeLocked(code uint16, reason string, flushFirst bool) {
+	if q.closing {
+		return
+	}
+	q.closing = true
+	if !flushFirst {
+		q.dropAllLocked()
+	}
+	q.closeCode, q.closeReason = code, reason
+	// A flush already queued on the task queue runs first.
+	q.c.socket.Async(q.closeFn)
+}
+
+// dropAllLocked empties the queue, counting the changes in it as dropped.
+func (q *sendQueue) dropAllLocked() {
+	dropped := 0
+	for _, it := range q.items {
+		if it.Kind == hub.KindChange {
+			dropped++
+		}
+	}
+	q.c.srv.opts.Metrics.Drops.Add(float64(dropped))
+	clear(q.items)
+	q.items = q.items[:0]
+}
+
+func (q *sendQueue) writeClose() {
+	q.mu.Lock()
+	code, reason := q.closeCode, q.closeReason
+	q.mu.Unlock()
+	q.c.setWriteDeadline()
+	_ = q.c.socket.WriteClose(code, []byte(reason))
+}
+
+// discard is called once the connection is closed: it drops what is queued.
+func (q *sendQueue) discard() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.closing = true
+	q.items, q.spare = nil, nil
+}
+
+// flush writes everything queued. It runs on gws's task queue, so flushes,
+// pings and close frames of one connection never overlap.
+func (q *sendQueue) flush() {
+	q.mu.Lock()
+	batch := q.items
+	q.items, q.spare = q.spare, nil
+	q.scheduled = false
+	q.mu.Unlock()
+	if len(batch) == 0 {
+		return
+	}
+
+	q.c.setWriteDeadline()
+	err := q.write(batch)
+	q.c.clearWriteDeadline()
+	if err != nil {
+		q.c.log.Debug("write failed", "err", err)
+	}
+
+	resyncs := 0
+	for i := range batch {
+		if batch[i].Kind == hub.KindResync && batch[i].Reason == protocol.ResyncSlowConsumer {
+			resyncs++
+		}
+	}
+	n := len(batch)
+	clear(batch)
+	q.mu.Lock()
+	q.resyncsPending -= resyncs
+	if cap(batch) <= keepCapacity && !q.closing {
+		q.spare = batch[:0]
+	}
+	q.mu.Unlock()
+	if err == nil {
+		q.c.srv.opts.Metrics.MessagesOut.Add(float64(n))
+	}
+}
+
+// write sends batch: for v1 as frames of newline-separated messages, for
+// the seed protocol one frame per payload. The bytes go to gws as they
+// are, shared with every other subscriber.
+func (q *sendQueue) write(batch []hub.Message) error {
+	socket := q.c.socket
+	parts := q.parts[:0]
+	defer func() {
+		clear(parts)
+		q.parts = parts[:0]
+	}()
+	if q.c.seed {
+		for i := range batch {
+			parts = batch[i].AppendParts(parts[:0])
+			if err := socket.Writev(gws.OpcodeText, parts...); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	size := 0
+	for i := range batch {
+		m := &batch[i]
+		n := m.Len()
+		if len(parts) > 0 && size+1+n > maxFrameBytes {
+			if err := socket.Writev(gws.OpcodeText, parts...); err != nil {
+				return err
+			}
+			parts, size = parts[:0], 0
+		}
+		if len(parts) > 0 {
+			parts = append(parts, newline)
+			size++
+		}
+		parts = m.AppendParts(parts)
+		size += n
+	}
+	return socket.Writev(gws.OpcodeText, parts...)
+}
+
+func (c *conn) setWriteDeadline() {
+	_ = c.socket.SetWriteDeadline(time.Now().Add(c.srv.opts.WriteTimeout))
+}
+
+func (c *conn) clearWriteDeadline() {
+	_ = c.socket.SetWriteDeadline(time.Time{})
+}
+
+func (s *Server) countResync(reason protocol.ResyncReason) {
+	if ctr, ok := s.resyncs[reason]; ok {
+		ctr.Inc()
+		return
+	}
+	s.opts.Metrics.Resyncs.WithLabelValues(string(reason)).Inc()
+}
