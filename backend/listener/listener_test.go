@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -252,33 +255,42 @@ func TestReconnectsAfterBackendTerminated(t *testing.T) {
 	rec.expectNone(t)
 }
 
-// TestGapAfterFailedStart: a listener that could not connect at first
-// reports a gap once it is listening, because clients may have been served
-// while it was not.
+// TestGapAfterFailedStart: a listener whose first connects fail backs off
+// (growing, capped, jittered waits), and once listening reports a gap,
+// because clients may have been served while it was not.
 func TestGapAfterFailedStart(t *testing.T) {
 	t.Parallel()
 	url := pgtest.NewDatabase(t)
 	db := newPool(t, url)
 	rec := newRecorder()
 	real := connector(t, url, "failed-start")
+	const failures = 5
 	attempts := 0
 	l, err := New(Config{
 		Connect: func(ctx context.Context) (*pgx.Conn, error) {
 			attempts++
-			if attempts <= 3 {
+			if attempts <= failures {
 				return nil, errors.New("connection refused")
 			}
 			return real(ctx)
 		},
 		Channels: []string{"projects"},
 		Handler:  rec,
+		Backoff:  Backoff{Initial: 10 * time.Millisecond, Max: 40 * time.Millisecond},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	l.sleep = func(context.Context, time.Duration) error { return nil }
+	jitter := []float64{0.5, 0.9, 0.5, 0.1, 0.5}
+	var delays []time.Duration // written by Run before it is ready, read after
+	l.random = func() float64 { return jitter[len(delays)] }
+	l.sleep = func(_ context.Context, d time.Duration) error { delays = append(delays, d); return nil }
 	start(t, l)
 	waitReady(t, l)
+	ms := time.Millisecond
+	if want := []time.Duration{5 * ms, 18 * ms, 20 * ms, 4 * ms, 20 * ms}; !slices.Equal(delays, want) {
+		t.Fatalf("delays = %v, want %v", delays, want)
+	}
 	rec.expect(t, event{gap: true, channel: "projects"})
 	notify(t, db, "projects", "x")
 	rec.expect(t, event{channel: "projects", payload: "x"})
@@ -392,4 +404,68 @@ func TestRunTwiceIsRefused(t *testing.T) {
 	if err := l.Run(context.Background()); err == nil {
 		t.Fatal("second Run accepted")
 	}
+}
+
+// TestReconnectsAcrossPostgresRestart stops and starts the server itself:
+// the listener retries while it is down, then reports the gap and delivers
+// what is sent after it is ready again.
+func TestReconnectsAcrossPostgresRestart(t *testing.T) {
+	t.Parallel()
+	pg := pgtest.Cluster(t)
+	rec := newRecorder()
+	var reconnects atomic.Int32
+	var logs syncBuffer
+	l, err := New(Config{
+		Connect:     connector(t, pg.URL, "restart"),
+		Channels:    []string{"projects"},
+		Handler:     rec,
+		OnReconnect: func() { reconnects.Add(1) },
+		Backoff:     Backoff{Initial: 20 * time.Millisecond, Max: 200 * time.Millisecond},
+		Logger:      slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start(t, l)
+	waitReady(t, l)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := pg.Restart(ctx); err != nil {
+		t.Fatalf("restart: %v", err)
+	}
+	rec.expect(t, event{gap: true, channel: "projects"})
+	waitReady(t, l)
+	db := newPool(t, pg.URL)
+	notify(t, db, "projects", "after-restart")
+	rec.expect(t, event{channel: "projects", payload: "after-restart"})
+	if got := reconnects.Load(); got != 1 {
+		t.Fatalf("OnReconnect called %d times, want 1", got)
+	}
+	// One warning for the outage however many attempts failed; retries at debug.
+	out := logs.String()
+	if n := strings.Count(out, "level=WARN"); n != 1 || !strings.Contains(out, "lost the Postgres connection") {
+		t.Fatalf("%d warnings for one outage:\n%s", n, out)
+	}
+	if strings.Contains(out, "level=ERROR") || !strings.Contains(out, "listening again") {
+		t.Fatalf("want no errors and one line when listening again:\n%s", out)
+	}
+	t.Logf("failed attempts during the restart: %d", strings.Count(out, "connect attempt failed"))
+}
+
+// syncBuffer is a log sink safe for the listener's goroutine and the test.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
