@@ -179,6 +179,25 @@ describe("RealtimeClient shared subscriptions", () => {
     expect(b.onChange).toHaveBeenCalledTimes(2);
   });
 
+  it("tells listeners when the subscription is live, and late joiners at once", async () => {
+    const { client, sockets } = setup({ random: () => 0 });
+    const first = vi.fn();
+    const late = vi.fn();
+    client.subscribe(listener({ onSubscribed: first }));
+    sockets[0]!.open();
+    expect(first).not.toHaveBeenCalled();
+    const sub = sockets[0]!.sentOfType("subscribe")[0]!.sub;
+    sockets[0]!.receive({ type: "subscribed", sub, channel: "projects", epoch: "e1", seq: 3 });
+    expect(first).toHaveBeenCalledExactlyOnceWith({ epoch: "e1", seq: 3, resumed: false });
+    client.subscribe(listener({ onSubscribed: late }));
+    expect(late).toHaveBeenCalledExactlyOnceWith({ epoch: "e1", seq: 3, resumed: false });
+    sockets[0]!.drop();
+    await vi.advanceTimersByTimeAsync(0);
+    openAndAck(sockets[1]!, "e1", 5);
+    expect(first).toHaveBeenLastCalledWith({ epoch: "e1", seq: 5, resumed: true });
+    expect(late).toHaveBeenCalledTimes(2);
+  });
+
   it("keeps different filters apart", () => {
     const { client, last } = setup();
     client.subscribe(listener({ filter: { column: "project_id", op: "eq", value: 1 } }));

@@ -43,6 +43,16 @@ export interface ChangeInfo {
   seq: number;
 }
 
+/** SubscribedInfo describes a `subscribed` ack: the subscription is live from here on. */
+export interface SubscribedInfo {
+  /** epoch is the gateway process's stream epoch. */
+  epoch: string;
+  /** seq is the channel's seq at the ack. */
+  seq: number;
+  /** resumed is true when the server accepted the resume position (missed changes are replayed). */
+  resumed: boolean;
+}
+
 /** SubscribeOptions name a channel (and filter) and the callbacks that receive its events. */
 export interface SubscribeOptions {
   /** channel is the table's channel name, e.g. `projects` or `billing.invoices`. */
@@ -59,6 +69,12 @@ export interface SubscribeOptions {
   onResync(reason: ClientResyncReason): void;
   /** onStatus receives the client's status changes while subscribed. */
   onStatus?(status: ConnectionStatus): void;
+  /**
+   * onSubscribed is called when the gateway acknowledges the subscription
+   * (again after each reconnect), and at once for a listener that joins a
+   * subscription already acknowledged on the current connection.
+   */
+  onSubscribed?(info: SubscribedInfo): void;
   /** onError receives the gateway's errors about this subscription (e.g. `forbidden`). */
   onError?(error: ErrorMessage): void;
 }
@@ -111,6 +127,8 @@ interface Subscription {
   position?: Position;
   /** ack is the position the latest `subscribed` reported. */
   ack?: Position;
+  /** live holds the latest ack's info while the connection that got it is up. */
+  live?: SubscribedInfo;
   /** resumeSent is the position sent with the latest subscribe frame. */
   resumeSent?: Position;
   /** sentOn is the connection generation the latest subscribe frame went out on (0: never). */
@@ -215,6 +233,8 @@ export class RealtimeClient {
       if (this.#ready) this.#sendSubscribe(subscription);
     }
     subscription.listeners.add(listener);
+    const live = subscription.live;
+    if (live) this.#call(() => listener.onSubscribed?.(live));
     const stopStatus = listener.onStatus ? this.onStatus((s) => listener.onStatus?.(s)) : undefined;
     if (!this.#closedByUser && !this.#socket && this.#reconnectTimer === undefined) this.connect();
 
@@ -393,6 +413,9 @@ export class RealtimeClient {
     subscription.ack = ack;
     const resumed = subscription.resumeSent !== undefined && subscription.resumeSent.epoch === ack.epoch;
     if (!resumed) subscription.position = ack;
+    const live: SubscribedInfo = { ...ack, resumed };
+    subscription.live = live;
+    for (const listener of [...subscription.listeners]) this.#call(() => listener.onSubscribed?.(live));
     if (subscription.missedWhileAway) {
       subscription.missedWhileAway = false;
       this.#resync(subscription, "reconnect_without_resume");
@@ -442,6 +465,7 @@ export class RealtimeClient {
   #dropSocket(): void {
     this.#generation++;
     this.#ready = false;
+    for (const subscription of this.#bySub.values()) subscription.live = undefined;
     if (this.#heartbeatTimer !== undefined) this.#timers.clearInterval(this.#heartbeatTimer);
     this.#heartbeatTimer = undefined;
     this.#clearPongTimer();

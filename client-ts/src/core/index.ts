@@ -7,6 +7,7 @@ export type {
   HeartbeatOptions,
   RealtimeClientOptions,
   SubscribeOptions,
+  SubscribedInfo,
   TokenProvider,
 } from "./client.js";
 export { backoffDelay, DEFAULT_BACKOFF } from "./backoff.js";

@@ -1,5 +1,5 @@
 import type { InvalidateQueryFilters, Query, QueryClient, QueryKey } from "@tanstack/query-core";
-import type { ClientResyncReason, ConnectionStatus, RealtimeClient } from "../core/client.js";
+import type { ClientResyncReason, ConnectionStatus, RealtimeClient, SubscribedInfo } from "../core/client.js";
 import { applyChange, applyChangeToRecord, changeRow, needsRefetch, type PatchOptions } from "../core/patch.js";
 import type { ErrorMessage, Filter, NotificationPayload, Row } from "../generated/protocol.js";
 
@@ -32,6 +32,8 @@ export interface BindQueryOptions<TData = unknown, TRow = Row> extends PatchOpti
   onResync?(reason: ClientResyncReason): void;
   /** onStatus observes the connection status. */
   onStatus?(status: ConnectionStatus): void;
+  /** onSubscribed observes each `subscribed` ack: from then on changes flow. */
+  onSubscribed?(info: SubscribedInfo): void;
   /** onError observes the gateway's errors about this subscription. */
   onError?(error: ErrorMessage): void;
 }
@@ -110,6 +112,7 @@ export function bindQuery<TData = unknown, TRow = Row>(
       options.onResync?.(reason);
     },
     onStatus: (status) => options.onStatus?.(status),
+    onSubscribed: (info) => options.onSubscribed?.(info),
     onError: (error) => options.onError?.(error),
   });
 
