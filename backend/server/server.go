@@ -28,6 +28,15 @@ import (
 	"github.com/ripple-rt/ripple/schema"
 )
 
+// Mount is an extra HTTP handler served next to the gateway's endpoints,
+// such as the demo page and API of `ripple dev`.
+type Mount struct {
+	// Pattern is a [http.ServeMux] pattern, e.g. "/api/".
+	Pattern string
+	// Handler serves the requests that match Pattern.
+	Handler http.Handler
+}
+
 // Server is a running gateway. Stop it with [Server.Close].
 type Server struct {
 	// Channels are the channels clients may subscribe to.
@@ -45,8 +54,9 @@ type Server struct {
 
 // Start connects to Postgres, waits until the listener is LISTENing on every
 // channel (so no subscription is acknowledged before changes can flow), and
-// serves HTTP on cfg.Addr. ctx bounds the start only. log may be nil.
-func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, err error) {
+// serves HTTP on cfg.Addr: the gateway's endpoints (/ws, /healthz, /readyz,
+// /metrics) and any mounts. ctx bounds the start only. log may be nil.
+func Start(ctx context.Context, cfg config.Config, log *slog.Logger, mounts ...Mount) (_ *Server, err error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -130,7 +140,16 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server,
 		return nil, fmt.Errorf("RIPPLE_ADDR %s: %w", cfg.Addr, err)
 	}
 	s.addr = ln.Addr()
-	s.http = &http.Server{Handler: s.gateway.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	handler := s.gateway.Handler()
+	if len(mounts) > 0 {
+		mux := http.NewServeMux()
+		for _, m := range mounts {
+			mux.Handle(m.Pattern, m.Handler)
+		}
+		mux.Handle("/", handler)
+		handler = mux
+	}
+	s.http = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		if err := s.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("http server stopped", "err", err)
