@@ -36,17 +36,15 @@ async function select(sql: string, params: unknown[] = []): Promise<Row[]> {
 const byId = (rows: Row[] | undefined) => [...(rows ?? [])].sort((a, b) => Number(a.id) - Number(b.id));
 
 /**
- * live starts a RealtimeClient (the `ws` package as its WebSocket), an
- * observed query reading `sql`, and a binding; it resolves once the query
- * has data and the gateway has acknowledged the subscription.
+ * live starts a RealtimeClient (the `ws` package as its WebSocket) and a
+ * binding, waits for the gateway's ack, then observes a query reading `sql`
+ * and resolves once it has data.
  */
 async function live(options: { channel: string; sql: string; params?: unknown[]; filter?: Parameters<typeof bindQuery>[2]["filter"] }) {
   const queryClient = new QueryClient({ defaultOptions: { queries: { retry: false } } });
   const realtime = new RealtimeClient({ url: ripple.webSocketURL, WebSocket: WebSocket as never, heartbeat: { intervalMs: 2_000, timeoutMs: 2_000 } });
   const queryKey = [options.channel, options.params ?? []];
   const queryFn = vi.fn(() => select(options.sql, options.params));
-  const observer = new QueryObserver(queryClient, { queryKey, queryFn });
-  const stopObserving = observer.subscribe(() => {});
   const resyncs: ClientResyncReason[] = [];
   const acks: SubscribedInfo[] = [];
   const unbind = bindQuery<Row[], Row>(queryClient, realtime, {
@@ -56,16 +54,17 @@ async function live(options: { channel: string; sql: string; params?: unknown[];
     onResync: (reason) => resyncs.push(reason),
     onSubscribed: (info) => acks.push(info),
   });
+  let stopObserving = () => {};
   cleanups.push(() => {
     unbind();
     stopObserving();
     realtime.close();
     queryClient.clear();
   });
-  await vi.waitFor(() => {
-    expect(acks).toHaveLength(1);
-    expect(queryClient.getQueryData(queryKey)).toBeDefined();
-  }, { timeout: 10_000, interval: 10 });
+  await vi.waitFor(() => expect(acks).toHaveLength(1), { timeout: 10_000, interval: 10 });
+  // Mount the query once live, as a page would, so its first fetch needs no second one.
+  stopObserving = new QueryObserver(queryClient, { queryKey, queryFn }).subscribe(() => {});
+  await vi.waitFor(() => expect(queryClient.getQueryData(queryKey)).toBeDefined(), { timeout: 10_000, interval: 10 });
   const data = () => byId(queryClient.getQueryData<Row[]>(queryKey));
   /** settled waits until the cache equals a fresh SELECT of the same rows. */
   const settled = async () => {

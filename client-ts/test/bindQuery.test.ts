@@ -209,12 +209,32 @@ describe("bindQuery invalidation", () => {
     return { queryFn, stop };
   }
 
+  it("refetches data that was cached and idle before the subscription went live", async () => {
+    const { queryClient, bind } = setup();
+    const queryKey = uniqueKey();
+    const { queryFn, stop } = await observed(queryClient, queryKey, () => []);
+    bind({ queryKey });
+    await vi.advanceTimersByTimeAsync(0);
+    expect(queryFn).toHaveBeenCalledTimes(2);
+    stop();
+  });
+
+  it("does not refetch data fetched after the subscription went live", async () => {
+    const { queryClient, bind } = setup();
+    const queryKey = uniqueKey();
+    bind({ queryKey });
+    const { queryFn, stop } = await observed(queryClient, queryKey, () => []);
+    await vi.advanceTimersByTimeAsync(0);
+    expect(queryFn).toHaveBeenCalledTimes(1);
+    stop();
+  });
+
   it("refetches on resync", async () => {
     const { queryClient, bind, resync } = setup();
     const queryKey = uniqueKey();
     let rows = [{ id: 1, name: "a" }];
-    const { queryFn, stop } = await observed(queryClient, queryKey, () => rows);
     bind({ queryKey });
+    const { queryFn, stop } = await observed(queryClient, queryKey, () => rows);
     rows = [{ id: 1, name: "missed" }];
     resync();
     await vi.advanceTimersByTimeAsync(0);
@@ -226,8 +246,8 @@ describe("bindQuery invalidation", () => {
   it("refetches after a reconnect that could not resume", async () => {
     const { queryClient, bind, last } = setup({ resume: false });
     const queryKey = uniqueKey();
-    const { queryFn, stop } = await observed(queryClient, queryKey, () => []);
     bind({ queryKey });
+    const { queryFn, stop } = await observed(queryClient, queryKey, () => []);
     last().drop();
     await vi.advanceTimersByTimeAsync(0);
     const socket = last();
@@ -243,8 +263,8 @@ describe("bindQuery invalidation", () => {
   it("does not refetch after a reconnect that resumed", async () => {
     const { queryClient, bind, last } = setup();
     const queryKey = uniqueKey();
-    const { queryFn, stop } = await observed(queryClient, queryKey, () => []);
     bind({ queryKey });
+    const { queryFn, stop } = await observed(queryClient, queryKey, () => []);
     last().drop();
     await vi.advanceTimersByTimeAsync(0);
     const socket = last();
@@ -264,8 +284,8 @@ describe("bindQuery invalidation", () => {
       { id: 1, name: "a" },
       { id: 2, name: "b" },
     ];
-    const { queryFn, stop } = await observed(queryClient, queryKey, () => rows);
     bind({ queryKey });
+    const { queryFn, stop } = await observed(queryClient, queryKey, () => rows);
     rows = [...rows, { id: 3, name: "x".repeat(9000) }];
     deliver({ op: "INSERT", table: "projects", truncated: true, key: { id: 3 } });
     await vi.advanceTimersByTimeAsync(0);
@@ -281,8 +301,8 @@ describe("bindQuery invalidation", () => {
   it("refetches on every change in invalidate mode and never patches", async () => {
     const { queryClient, bind, deliver } = setup();
     const queryKey = uniqueKey();
-    const { queryFn, stop } = await observed(queryClient, queryKey, () => [{ id: 1, name: "a" }]);
     bind({ queryKey, mode: "invalidate" });
+    const { queryFn, stop } = await observed(queryClient, queryKey, () => [{ id: 1, name: "a" }]);
     deliver(ins(2));
     expect(queryClient.getQueryData(queryKey)).toEqual([{ id: 1, name: "a" }]);
     await vi.advanceTimersByTimeAsync(0);
@@ -295,11 +315,11 @@ describe("bindQuery invalidation", () => {
     const inactive = uniqueKey();
     const refetched = uniqueKey();
     const fetches = { inactive: 0, refetched: 0 };
-    await queryClient.fetchQuery({ queryKey: inactive, queryFn: () => ++fetches.inactive });
-    await queryClient.fetchQuery({ queryKey: refetched, queryFn: () => ++fetches.refetched });
     bind<number>({ queryKey: inactive });
+    await queryClient.fetchQuery({ queryKey: inactive, queryFn: () => ++fetches.inactive });
     resync();
     bind<number>({ queryKey: refetched, channel: "other", refetchType: "all" });
+    await queryClient.fetchQuery({ queryKey: refetched, queryFn: () => ++fetches.refetched });
     resync();
     await vi.advanceTimersByTimeAsync(0);
     expect(queryClient.getQueryState(inactive)!.isInvalidated).toBe(true);

@@ -51,6 +51,9 @@ export interface BindQueryOptions<TData = unknown, TRow = Row> extends PatchOpti
  *   patches are idempotent (insert de-duplicates, update merges, delete by
  *   key), so applying a change the fetch already saw is harmless; custom
  *   handlers must be idempotent too.
+ * - Data already cached and idle when the subscription first goes live was
+ *   read before it: changes made in between never reach the stream, so the
+ *   first `subscribed` ack invalidates it.
  * - `resync`, and a reconnect that could not resume, invalidate the query.
  * - A truncated change (too large to notify, not hydrated) invalidates it.
  * - `mode: "invalidate"` invalidates on every change.
@@ -63,6 +66,7 @@ export function bindQuery<TData = unknown, TRow = Row>(
   const cache = queryClient.getQueryCache();
   const queryKey = options.queryKey;
   let pending: NotificationPayload[] = [];
+  let live = false;
 
   const findQuery = (): Query | undefined => cache.find({ queryKey, exact: true });
 
@@ -112,7 +116,14 @@ export function bindQuery<TData = unknown, TRow = Row>(
       options.onResync?.(reason);
     },
     onStatus: (status) => options.onStatus?.(status),
-    onSubscribed: (info) => options.onSubscribed?.(info),
+    onSubscribed(info) {
+      if (!live) {
+        live = true;
+        const state = findQuery()?.state;
+        if (state && state.data !== undefined && state.fetchStatus !== "fetching") invalidate();
+      }
+      options.onSubscribed?.(info);
+    },
     onError: (error) => options.onError?.(error),
   });
 
