@@ -34,7 +34,7 @@ type testServer struct {
 	url     string // ws://…/ws
 }
 
-func newTestServer(t *testing.T, ringSize int, configure func(*Options)) *testServer {
+func newTestServer(t testing.TB, ringSize int, configure func(*Options)) *testServer {
 	t.Helper()
 	h, err := hub.New(hub.Options{RingSize: ringSize})
 	if err != nil {

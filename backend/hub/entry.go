@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"bytes"
 	"encoding/json"
 	"strconv"
 
@@ -23,6 +24,14 @@ type entry struct {
 }
 
 func newEntry(seq uint64, change protocol.NotificationPayload, raw []byte) *entry {
+	// v1 frames separate messages with newlines, so a payload may hold none.
+	// Postgres embeds json columns verbatim, pretty-printing included.
+	if bytes.IndexByte(raw, '\n') >= 0 {
+		var compact bytes.Buffer
+		if json.Compact(&compact, raw) == nil {
+			raw = compact.Bytes()
+		}
+	}
 	head := make([]byte, 0, 48)
 	head = append(head, `{"type":"change","seq":`...)
 	head = strconv.AppendUint(head, seq, 10)

@@ -3,6 +3,7 @@ package hub
 import (
 	"bytes"
 	"encoding/json"
+	"strings"
 	"testing"
 
 	"github.com/ripple-rt/ripple/backend/protocol"
@@ -20,6 +21,8 @@ func FuzzFilter(f *testing.F) {
 		[]byte(`{"op":"DELETE","table":"t","truncated":true,"key":{"id":1}}`))
 	f.Add([]byte(`{"type":"subscribe","sub":"s","channel":"t","filter":{"column":"p","op":"eq","value":1e400}}`),
 		[]byte(`{"op":"UPDATE","table":"t","new":{"p":{"a":[1]}},"old":{"p":1e308}}`))
+	f.Add([]byte(`{"type":"subscribe","sub":"s","channel":"t"}`),
+		[]byte("{\"op\":\"INSERT\",\"table\":\"t\",\"new\":{\"doc\":{\n  \"a\": 1\n}}}"))
 	f.Fuzz(func(t *testing.T, subscribe, payload []byte) {
 		msg, perr := protocol.DecodeClient(subscribe, 1<<16)
 		if perr != nil {
@@ -28,6 +31,9 @@ func FuzzFilter(f *testing.F) {
 		sm, ok := msg.(*protocol.SubscribeMessage)
 		if !ok {
 			return
+		}
+		if !json.Valid(payload) {
+			return // Publish takes one valid JSON value, as pg_notify delivered it
 		}
 		var c protocol.NotificationPayload
 		dec := json.NewDecoder(bytes.NewReader(payload))
@@ -47,6 +53,9 @@ func FuzzFilter(f *testing.F) {
 		h.Subscribe(s, nil)
 		h.Publish("t", c, payload)
 		for _, m := range r.take()[1:] {
+			if strings.Contains(m, "\n") {
+				t.Fatalf("delivered message holds a newline: %q", m)
+			}
 			var d decoded
 			if err := json.Unmarshal([]byte(m), &d); err != nil {
 				t.Fatalf("delivered message is not JSON: %s: %v", m, err)
