@@ -67,7 +67,9 @@ type Config struct {
 	// individual retries only at debug level.
 	Logger *slog.Logger
 	// Backoff is the retry policy between failed connection attempts.
-	// After a lost connection the first attempt is immediate.
+	// After losing a connection that had lasted at least Backoff.Max the
+	// first attempt is immediate; a connection lost sooner counts as a
+	// failed attempt, so a flapping server is not hammered.
 	Backoff Backoff
 	// ConnectTimeout bounds one attempt to connect and LISTEN, and one health
 	// check. Default 10s.
@@ -211,7 +213,8 @@ func (l *Listener) Run(ctx context.Context) error {
 	defer l.running.Store(false)
 
 	var (
-		failures    int       // failed attempts since the outage began
+		backoff     int       // index of the next wait; reset once a connection proved stable
+		attempts    int       // failed attempts in the current outage, for the log
 		outageStart time.Time // zero while there has been no failure since listening
 	)
 	for {
@@ -225,10 +228,9 @@ func (l *Listener) Run(ctx context.Context) error {
 				l.log.Warn("listener: cannot connect to Postgres; retrying with backoff",
 					"channels", l.cfg.Channels, "error", err)
 			}
-			wait := l.cfg.Backoff.delay(failures, l.random())
-			failures++
-			l.log.Debug("listener: connect attempt failed", "attempt", failures, "retry_in", wait, "error", err)
-			if l.sleep(ctx, wait) != nil {
+			attempts++
+			l.log.Debug("listener: connect attempt failed", "attempt", attempts, "error", err)
+			if l.wait(ctx, &backoff) != nil {
 				return nil
 			}
 			continue
@@ -245,11 +247,12 @@ func (l *Listener) Run(ctx context.Context) error {
 			}
 			l.log.Info("listener: listening again; reported a gap on every channel",
 				"channels", l.cfg.Channels, "outage", time.Since(outageStart).Round(time.Millisecond),
-				"failed_attempts", failures)
+				"failed_attempts", attempts)
 		}
-		failures, outageStart = 0, time.Time{}
+		attempts, outageStart = 0, time.Time{}
 		l.setReady(true)
 
+		listening := time.Now()
 		err = l.serve(ctx, conn)
 		l.setReady(false)
 		closeConn(conn)
@@ -259,7 +262,20 @@ func (l *Listener) Run(ctx context.Context) error {
 		outageStart = time.Now()
 		l.log.Warn("listener: lost the Postgres connection; reconnecting",
 			"channels", l.cfg.Channels, "error", err)
+		if time.Since(listening) >= l.cfg.Backoff.Max {
+			backoff = 0 // a stable connection: reconnect at once
+		} else if l.wait(ctx, &backoff) != nil {
+			return nil // a connection lost soon after it was made counts as a failed attempt
+		}
 	}
+}
+
+// wait sleeps for the backoff wait number *n and advances *n.
+func (l *Listener) wait(ctx context.Context, n *int) error {
+	d := l.cfg.Backoff.delay(*n, l.random())
+	*n++
+	l.log.Debug("listener: waiting before the next attempt", "wait", d)
+	return l.sleep(ctx, d)
 }
 
 // connect opens a connection and LISTENs on every channel.

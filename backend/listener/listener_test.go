@@ -84,16 +84,37 @@ func (r *recorder) expectNone(t *testing.T) {
 	}
 }
 
-// connector returns a Connect func for url that tags the connection with
-// application name app, so tests can find its backend.
-func connector(t *testing.T, url, app string) func(context.Context) (*pgx.Conn, error) {
+// dialer opens the listener's connections and remembers the backend of the
+// latest, so a test can kill exactly that one.
+type dialer struct {
+	cfg *pgx.ConnConfig
+	pid atomic.Uint32
+}
+
+func newDialer(t *testing.T, url string) *dialer {
 	t.Helper()
 	cfg, err := pgx.ParseConfig(url)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg.RuntimeParams["application_name"] = app
-	return func(ctx context.Context) (*pgx.Conn, error) { return pgx.ConnectConfig(ctx, cfg) }
+	return &dialer{cfg: cfg}
+}
+
+func (d *dialer) connect(ctx context.Context) (*pgx.Conn, error) {
+	conn, err := pgx.ConnectConfig(ctx, d.cfg)
+	if err == nil {
+		d.pid.Store(conn.PgConn().PID())
+	}
+	return conn, err
+}
+
+// kill terminates the backend of the latest connection.
+func (d *dialer) kill(t *testing.T, db *pgxpool.Pool) {
+	t.Helper()
+	var done bool
+	if err := db.QueryRow(context.Background(), "SELECT pg_terminate_backend($1)", d.pid.Load()).Scan(&done); err != nil || !done {
+		t.Fatalf("terminate backend %d: %v %v", d.pid.Load(), done, err)
+	}
 }
 
 // start runs l until the test ends and waits for Run to return then.
@@ -151,7 +172,7 @@ func TestDeliversInCommitOrderAcrossChannels(t *testing.T) {
 	db := newPool(t, url)
 	rec := newRecorder()
 	channels := []string{"projects", "billing.invoices", `Odd "Name"`}
-	l, err := New(Config{Connect: connector(t, url, "order"), Channels: channels, Handler: rec})
+	l, err := New(Config{Connect: newDialer(t, url).connect, Channels: channels, Handler: rec})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -187,7 +208,7 @@ func TestUnlistenedChannelIsNotDelivered(t *testing.T) {
 	url := pgtest.NewDatabase(t)
 	db := newPool(t, url)
 	rec := newRecorder()
-	l, err := New(Config{Connect: connector(t, url, "unlistened"), Channels: []string{"billing.invoices"}, Handler: rec})
+	l, err := New(Config{Connect: newDialer(t, url).connect, Channels: []string{"billing.invoices"}, Handler: rec})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -216,8 +237,9 @@ func TestReconnectsAfterBackendTerminated(t *testing.T) {
 	}
 	var reconnects atomic.Int32
 	channels := []string{"projects", "billing.invoices"}
+	dial := newDialer(t, url)
 	l, err := New(Config{
-		Connect:     connector(t, url, "terminated"),
+		Connect:     dial.connect,
 		Channels:    channels,
 		Handler:     rec,
 		OnReconnect: func() { reconnects.Add(1) },
@@ -231,13 +253,7 @@ func TestReconnectsAfterBackendTerminated(t *testing.T) {
 	rec.expect(t, event{channel: "projects", payload: "before"})
 
 	for round := 1; round <= 2; round++ {
-		var terminated int
-		err := db.QueryRow(context.Background(), `SELECT count(*) FROM (
-			SELECT pg_terminate_backend(pid) AS done FROM pg_stat_activity
-			WHERE datname = current_database() AND application_name = 'terminated') AS t WHERE done`).Scan(&terminated)
-		if err != nil || terminated != 1 {
-			t.Fatalf("round %d: terminated %d backends (err %v), want 1", round, terminated, err)
-		}
+		dial.kill(t, db)
 		rec.expect(t,
 			event{gap: true, channel: "projects"},
 			event{gap: true, channel: "billing.invoices"},
@@ -263,7 +279,7 @@ func TestGapAfterFailedStart(t *testing.T) {
 	url := pgtest.NewDatabase(t)
 	db := newPool(t, url)
 	rec := newRecorder()
-	real := connector(t, url, "failed-start")
+	real := newDialer(t, url).connect
 	const failures = 5
 	attempts := 0
 	l, err := New(Config{
@@ -296,6 +312,43 @@ func TestGapAfterFailedStart(t *testing.T) {
 	rec.expect(t, event{channel: "projects", payload: "x"})
 }
 
+// TestFlappingConnectionBacksOff kills every connection as soon as it is
+// listening: each loss must count as a failure, so the waits grow instead
+// of the listener reconnecting in a tight loop.
+func TestFlappingConnectionBacksOff(t *testing.T) {
+	t.Parallel()
+	url := pgtest.NewDatabase(t)
+	db := newPool(t, url)
+	rec := newRecorder()
+	dial := newDialer(t, url)
+	l, err := New(Config{
+		Connect:  dial.connect,
+		Channels: []string{"projects"},
+		Handler:  rec,
+		// Every connection here lives far less than Max: none is stable.
+		Backoff: Backoff{Initial: time.Millisecond, Max: time.Hour, Multiplier: 10},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	delays := make(chan time.Duration, 100)
+	l.random = func() float64 { return 0.5 }
+	l.sleep = func(_ context.Context, d time.Duration) error { delays <- d; return nil }
+	start(t, l)
+	waitReady(t, l)
+	for round := 0; round < 4; round++ {
+		dial.kill(t, db)
+		rec.expect(t, event{gap: true, channel: "projects"}) // listening again
+	}
+	ms := time.Millisecond
+	want := []time.Duration{ms / 2, 5 * ms, 50 * ms, 500 * ms}
+	for i, w := range want {
+		if got := <-delays; got != w {
+			t.Fatalf("wait %d = %v, want %v", i, got, w)
+		}
+	}
+}
+
 // TestHealthCheckKeepsIdleConnectionUsable lets several silent health-check
 // periods pass (each ends WaitForNotification by deadline and pings) and
 // checks that notifications still arrive.
@@ -304,8 +357,9 @@ func TestHealthCheckKeepsIdleConnectionUsable(t *testing.T) {
 	url := pgtest.NewDatabase(t)
 	db := newPool(t, url)
 	rec := newRecorder()
+	dial := newDialer(t, url)
 	l, err := New(Config{
-		Connect:           connector(t, url, "healthcheck"),
+		Connect:           dial.connect,
 		Channels:          []string{"projects"},
 		Handler:           rec,
 		HealthCheckPeriod: 20 * time.Millisecond,
@@ -320,7 +374,7 @@ func TestHealthCheckKeepsIdleConnectionUsable(t *testing.T) {
 	for {
 		var query string
 		err := db.QueryRow(context.Background(),
-			"SELECT query FROM pg_stat_activity WHERE application_name = 'healthcheck'").Scan(&query)
+			"SELECT query FROM pg_stat_activity WHERE pid = $1", dial.pid.Load()).Scan(&query)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -348,7 +402,7 @@ func TestCancelStopsRunPromptly(t *testing.T) {
 		connect func(context.Context) (*pgx.Conn, error)
 		ready   bool
 	}{
-		{"while listening", connector(t, url, "cancel"), true},
+		{"while listening", newDialer(t, url).connect, true},
 		{"while backing off", func(context.Context) (*pgx.Conn, error) { return nil, errors.New("refused") }, false},
 	}
 	for _, tt := range tests {
@@ -395,7 +449,7 @@ func TestCancelStopsRunPromptly(t *testing.T) {
 func TestRunTwiceIsRefused(t *testing.T) {
 	t.Parallel()
 	url := pgtest.NewDatabase(t)
-	l, err := New(Config{Connect: connector(t, url, "twice"), Channels: []string{"projects"}, Handler: nopHandler{}})
+	l, err := New(Config{Connect: newDialer(t, url).connect, Channels: []string{"projects"}, Handler: nopHandler{}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -416,7 +470,7 @@ func TestReconnectsAcrossPostgresRestart(t *testing.T) {
 	var reconnects atomic.Int32
 	var logs syncBuffer
 	l, err := New(Config{
-		Connect:     connector(t, pg.URL, "restart"),
+		Connect:     newDialer(t, pg.URL).connect,
 		Channels:    []string{"projects"},
 		Handler:     rec,
 		OnReconnect: func() { reconnects.Add(1) },
