@@ -198,6 +198,23 @@ describe("RealtimeClient shared subscriptions", () => {
     expect(late).toHaveBeenCalledTimes(2);
   });
 
+  it("counts the same options object subscribed twice as two listeners", () => {
+    const { client, last } = setup();
+    const l = listener();
+    const stopFirst = client.subscribe(l);
+    const stopSecond = client.subscribe(l);
+    openAndAck(last());
+    const sub = last().sentOfType("subscribe")[0]!.sub;
+    last().receive({ type: "change", sub, seq: 1, change: insert(1) });
+    expect(l.onChange).toHaveBeenCalledTimes(2);
+    stopFirst();
+    last().receive({ type: "change", sub, seq: 2, change: insert(2) });
+    expect(l.onChange).toHaveBeenCalledTimes(3);
+    expect(last().sentOfType("unsubscribe")).toHaveLength(0);
+    stopSecond();
+    expect(last().sentOfType("unsubscribe")).toHaveLength(1);
+  });
+
   it("keeps different filters apart", () => {
     const { client, last } = setup();
     client.subscribe(listener({ filter: { column: "project_id", op: "eq", value: 1 } }));

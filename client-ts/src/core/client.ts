@@ -117,12 +117,18 @@ export interface RealtimeClientOptions {
 /** DEFAULT_HEARTBEAT holds the defaults of {@link HeartbeatOptions}. */
 export const DEFAULT_HEARTBEAT: Required<HeartbeatOptions> = { intervalMs: 25_000, timeoutMs: 10_000 };
 
+/** Listener is one subscribe() call's options. */
+interface Listener {
+  readonly options: SubscribeOptions;
+}
+
 /** Subscription is one server-side subscription shared by every listener on its (channel, filter). */
 interface Subscription {
   sub: string;
   channel: string;
   filter?: Filter;
-  listeners: Set<SubscribeOptions>;
+  /** listeners hold one entry per subscribe() call (the same options twice count twice). */
+  listeners: Set<Listener>;
   /** position is the last point applied, resumed from on reconnect. */
   position?: Position;
   /** ack is the position the latest `subscribed` reported. */
@@ -216,7 +222,7 @@ export class RealtimeClient {
    * {@link close} was called).
    */
   subscribe(options: SubscribeOptions): () => void {
-    const listener: SubscribeOptions = { ...options };
+    const listener: Listener = { options };
     const key = subscriptionKey(options.channel, options.filter);
     let subscription = this.#byKey.get(key);
     if (!subscription) {
@@ -234,8 +240,8 @@ export class RealtimeClient {
     }
     subscription.listeners.add(listener);
     const live = subscription.live;
-    if (live) this.#call(() => listener.onSubscribed?.(live));
-    const stopStatus = listener.onStatus ? this.onStatus((s) => listener.onStatus?.(s)) : undefined;
+    if (live) this.#call(() => options.onSubscribed?.(live));
+    const stopStatus = options.onStatus ? this.onStatus((s) => options.onStatus?.(s)) : undefined;
     if (!this.#closedByUser && !this.#socket && this.#reconnectTimer === undefined) this.connect();
 
     let active = true;
@@ -378,7 +384,7 @@ export class RealtimeClient {
         const position = subscription.position;
         if (position && message.seq > position.seq) subscription.position = { epoch: position.epoch, seq: message.seq };
         for (const listener of [...subscription.listeners]) {
-          this.#call(() => listener.onChange(message.change, { seq: message.seq }));
+          this.#call(() => listener.options.onChange(message.change, { seq: message.seq }));
         }
         return;
       }
@@ -397,7 +403,7 @@ export class RealtimeClient {
         this.#report(message);
         const subscription = message.sub ? this.#bySub.get(message.sub) : undefined;
         for (const listener of subscription ? [...subscription.listeners] : []) {
-          this.#call(() => listener.onError?.(message));
+          this.#call(() => listener.options.onError?.(message));
         }
         return;
       }
@@ -415,7 +421,7 @@ export class RealtimeClient {
     if (!resumed) subscription.position = ack;
     const live: SubscribedInfo = { ...ack, resumed };
     subscription.live = live;
-    for (const listener of [...subscription.listeners]) this.#call(() => listener.onSubscribed?.(live));
+    for (const listener of [...subscription.listeners]) this.#call(() => listener.options.onSubscribed?.(live));
     if (subscription.missedWhileAway) {
       subscription.missedWhileAway = false;
       this.#resync(subscription, "reconnect_without_resume");
@@ -423,7 +429,7 @@ export class RealtimeClient {
   }
 
   #resync(subscription: Subscription, reason: ClientResyncReason): void {
-    for (const listener of [...subscription.listeners]) this.#call(() => listener.onResync(reason));
+    for (const listener of [...subscription.listeners]) this.#call(() => listener.options.onResync(reason));
   }
 
   #startHeartbeat(): void {

@@ -1,5 +1,4 @@
-import { hashKey, type QueryClient } from "@tanstack/query-core";
-import { useQueryClient } from "@tanstack/react-query";
+import { hashKey, useQueryClient, type QueryClient } from "@tanstack/react-query";
 import { useCallback, useEffect, useRef, useSyncExternalStore } from "react";
 import type { ConnectionStatus } from "../core/client.js";
 import { stableStringify } from "../core/key.js";
