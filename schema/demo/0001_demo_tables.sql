@@ -9,7 +9,7 @@
 --
 -- The tables live in schema public whatever the search_path, so their
 -- channels are their bare names. They get no trigger here: enable them with
---   SELECT ripple.enable(t) FROM unnest(ARRAY['projects', 'extraction_jobs',
+--   SELECT ripple.enable(t::regclass) FROM unnest(ARRAY['projects', 'extraction_jobs',
 --     'extraction_results', 'data_layers', 'supplier_matches']) AS t;
 -- (or `ripple enable <table>...`; `ripple dev` does it for you).
 
