@@ -21,7 +21,6 @@ type conn struct {
 	srv    *Server
 	seed   bool
 	socket *gws.Conn
-	log    *slog.Logger
 	// subs holds the subscriptions by sub id (v1) or channel (seed).
 	subs map[string]*hub.Subscription
 	// awaitingPong is set by each server ping and cleared by any frame
@@ -34,10 +33,15 @@ type conn struct {
 
 func (c *conn) init(socket *gws.Conn) {
 	c.socket = socket
-	c.log = c.srv.log.With("remote", socket.RemoteAddr().String())
 	c.subs = make(map[string]*hub.Subscription)
 	c.pingFn = c.ping
 	c.sendQueue.init(c)
+}
+
+// logger returns the server's logger with the client's address. Logs are
+// rare, so it is not kept per connection: idle connections stay small.
+func (c *conn) logger() *slog.Logger {
+	return c.srv.log.With("remote", c.socket.RemoteAddr().String())
 }
 
 // events is the gws event handler of every connection; the connection's
@@ -47,7 +51,7 @@ type events struct{}
 func session(socket *gws.Conn) *conn { return socket.Session().(*conn) }
 
 func (events) OnOpen(socket *gws.Conn) {
-	session(socket).log.Debug("client connected", "seed", session(socket).seed)
+	session(socket).logger().Debug("client connected", "seed", session(socket).seed)
 }
 
 func (events) OnClose(socket *gws.Conn, err error) { session(socket).onClose(err) }
@@ -149,7 +153,7 @@ func (c *conn) drop(key string, s *hub.Subscription) {
 func (c *conn) handleSeed(data []byte) {
 	m, perr := protocol.DecodeSeed(data, c.srv.opts.MaxMessageSize)
 	if perr != nil {
-		c.log.Debug("ignored a seed-protocol message", "code", perr.Code, "err", perr.Message)
+		c.logger().Debug("ignored a seed-protocol message", "code", perr.Code, "err", perr.Message)
 		if perr.Code == protocol.ErrMessageTooLarge {
 			c.close(protocol.ClosePolicy, "message too large", false)
 		}
@@ -164,9 +168,9 @@ func (c *conn) handleSeed(data []byte) {
 	case s != nil:
 		// Already subscribed: the seed's hook may subscribe twice.
 	case !c.srv.channels[m.Channel]:
-		c.log.Debug("ignored a seed-protocol subscribe to an unknown channel", "channel", m.Channel)
+		c.logger().Debug("ignored a seed-protocol subscribe to an unknown channel", "channel", m.Channel)
 	case len(c.subs) >= c.srv.opts.MaxSubscriptions:
-		c.log.Debug("ignored a seed-protocol subscribe over the limit", "channel", m.Channel)
+		c.logger().Debug("ignored a seed-protocol subscribe over the limit", "channel", m.Channel)
 	default:
 		s = hub.NewSeedSubscription(c, m.Channel)
 		c.subs[m.Channel] = s
@@ -185,7 +189,7 @@ func (c *conn) sendError(perr *protocol.Error) {
 func (c *conn) reply(v any) {
 	b, err := json.Marshal(v)
 	if err != nil {
-		c.log.Error("encode reply", "err", err)
+		c.logger().Error("encode reply", "err", err)
 		return
 	}
 	c.Enqueue(hub.Message{Kind: hub.KindReply, Body: b})
@@ -195,7 +199,7 @@ func (c *conn) reply(v any) {
 // closes the connection when the previous ping got no answer.
 func (c *conn) heartbeat() {
 	if c.awaitingPong.Swap(true) {
-		c.log.Info("closing a connection that did not answer a ping")
+		c.logger().Info("closing a connection that did not answer a ping")
 		_ = c.socket.NetConn().Close()
 		return
 	}
@@ -209,7 +213,7 @@ func (c *conn) ping() {
 }
 
 func (c *conn) onClose(err error) {
-	c.log.Debug("client disconnected", "err", err)
+	c.logger().Debug("client disconnected", "err", err)
 	c.sendQueue.discard()
 	for key, s := range c.subs {
 		c.drop(key, s)

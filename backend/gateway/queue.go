@@ -80,7 +80,7 @@ func (q *sendQueue) scheduleLocked() {
 
 func (q *sendQueue) overflowLocked(m hub.Message) {
 	if q.c.seed || q.resyncsPending > 0 {
-		q.c.log.Warn("closing a client too slow to read its changes", "queue", len(q.items))
+		q.c.logger().Warn("closing a client too slow to read its changes", "queue", len(q.items))
 		q.closeLocked(protocol.ClosePolicy, "slow consumer: send queue overflowed", false)
 		return
 	}
@@ -118,7 +118,7 @@ func (q *sendQueue) overflowLocked(m hub.Message) {
 	if m.Kind != hub.KindChange {
 		q.items = append(q.items, m)
 	}
-	q.c.log.Warn("slow client: dropped its queued changes and asked it to resync", "dropped", dropped, "subscriptions", len(affected))
+	q.c.logger().Warn("slow client: dropped its queued changes and asked it to resync", "dropped", dropped, "subscriptions", len(affected))
 	if len(q.items) > q.c.srv.opts.SendQueueSize {
 		q.closeLocked(protocol.ClosePolicy, "slow consumer: send queue overflowed", false)
 		return
@@ -192,7 +192,7 @@ func (q *sendQueue) flush() {
 	err := q.write(batch)
 	q.c.clearWriteDeadline()
 	if err != nil {
-		q.c.log.Debug("write failed", "err", err)
+		q.c.logger().Debug("write failed", "err", err)
 	}
 
 	resyncs := 0
