@@ -3,7 +3,8 @@
 // what it sees, and passes every change on in the order it arrived.
 //
 // A payload it cannot parse is logged (channel, size and sender, never the
-// row data), counted in [metrics.Metrics.BadPayloads] and skipped.
+// row data), counted in [metrics.Metrics.BadPayloads] and skipped. Log lines
+// of one kind are limited to one per channel every 10s.
 //
 // Truncated changes (the trigger's fallback for rows of 8000 bytes or more)
 // are completed as follows:
@@ -77,8 +78,9 @@ type Options struct {
 	// Metrics counts notifications, bad payloads and hydration failures.
 	// Nil counts into a private set nobody exports.
 	Metrics *metrics.Metrics
-	// Logger receives one line per skipped payload and per failed
-	// hydration; nil logs nothing.
+	// Logger receives a line for each skipped payload and failed
+	// hydration, at most one per kind and channel every 10s (the metrics
+	// count them all); nil logs nothing.
 	Logger *slog.Logger
 	// HydrateTimeout bounds one hydration query. Default 5s.
 	HydrateTimeout time.Duration
@@ -90,11 +92,12 @@ const DefaultHydrateTimeout = 5 * time.Second
 // Ingest is the step between the listener and the hub. Its methods match
 // the listener's Handler, so an *Ingest plugs straight into it.
 type Ingest struct {
-	pub     Publisher
-	pool    *pgxpool.Pool
-	metrics *metrics.Metrics
-	log     *slog.Logger
-	timeout time.Duration
+	pub      Publisher
+	pool     *pgxpool.Pool
+	metrics  *metrics.Metrics
+	log      *slog.Logger
+	throttle *throttle
+	timeout  time.Duration
 }
 
 // New returns an Ingest for opts. It panics if opts.Publisher is nil.
@@ -112,11 +115,12 @@ func New(opts Options) *Ingest {
 		opts.HydrateTimeout = DefaultHydrateTimeout
 	}
 	return &Ingest{
-		pub:     opts.Publisher,
-		pool:    opts.Pool,
-		metrics: opts.Metrics,
-		log:     opts.Logger,
-		timeout: opts.HydrateTimeout,
+		pub:      opts.Publisher,
+		pool:     opts.Pool,
+		metrics:  opts.Metrics,
+		log:      opts.Logger,
+		throttle: newThrottle(),
+		timeout:  opts.HydrateTimeout,
 	}
 }
 
@@ -132,8 +136,11 @@ func (i *Ingest) Handle(ctx context.Context, n *pgconn.Notification) {
 	change, err := decode(raw)
 	if err != nil {
 		i.metrics.BadPayloads.Inc()
-		i.log.Warn("ingest: skipped a notification that is not a row change",
-			"channel", n.Channel, "bytes", len(raw), "sender_pid", n.PID, "error", err)
+		if ok, held := i.throttle.allow("bad payload " + n.Channel); ok {
+			i.log.Warn("ingest: skipped a notification that is not a row change",
+				"channel", n.Channel, "bytes", len(raw), "sender_pid", n.PID, "error", err,
+				"similar_not_logged", held)
+		}
 		return
 	}
 	if change.Truncated && len(change.Key) > 0 {
@@ -178,8 +185,11 @@ func (i *Ingest) hydrationFailed(ctx context.Context, channel string, change pro
 		return
 	}
 	i.metrics.HydrationFailures.Inc()
-	i.log.Warn("ingest: could not hydrate a truncated change; passing it on truncated",
-		"channel", channel, "op", change.Op, "schema", change.Schema, "table", change.Table, "error", err)
+	if ok, held := i.throttle.allow("hydration " + channel); ok {
+		i.log.Warn("ingest: could not hydrate a truncated change; passing it on truncated",
+			"channel", channel, "op", change.Op, "schema", change.Schema, "table", change.Table, "error", err,
+			"similar_not_logged", held)
+	}
 }
 
 // hydrate reads the row that change's key names, or nil if there is none.

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/prometheus/client_golang/prometheus"
@@ -210,8 +211,11 @@ func TestBadPayloadsAreCountedAndSkipped(t *testing.T) {
 	pub := &recorder{}
 	m := metrics.New(nil)
 	ing := New(Options{Publisher: pub, Metrics: m, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	clock := time.Now()
+	ing.throttle.now = func() time.Time { return clock }
 	for _, payload := range bad {
 		ing.Handle(context.Background(), note("projects", payload))
+		clock = clock.Add(logEvery) // each gets its line
 	}
 	if len(pub.changes) != 0 {
 		t.Fatalf("published %+v", pub.changes)
@@ -233,6 +237,47 @@ func TestBadPayloadsAreCountedAndSkipped(t *testing.T) {
 	}
 	if strings.Contains(logs.String(), secret) {
 		t.Fatalf("row data leaked into the log:\n%s", logs.String())
+	}
+}
+
+// TestLogLinesAreThrottled sends a flood of bad payloads: one line per
+// channel and logEvery, each saying how many were not logged, and every
+// payload counted.
+func TestLogLinesAreThrottled(t *testing.T) {
+	t.Parallel()
+	var logs bytes.Buffer
+	m := metrics.New(nil)
+	ing := New(Options{Publisher: &recorder{}, Metrics: m, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	clock := time.Now()
+	ing.throttle.now = func() time.Time { return clock }
+	flood := func(channel string, n int) {
+		for range n {
+			ing.Handle(context.Background(), note(channel, "garbage"))
+		}
+	}
+	flood("projects", 100)
+	flood("billing.invoices", 3)
+	clock = clock.Add(logEvery - time.Millisecond)
+	flood("projects", 10)
+	clock = clock.Add(time.Millisecond)
+	flood("projects", 1)
+
+	lines := strings.Split(strings.TrimSpace(logs.String()), "\n")
+	want := []string{
+		"channel=projects bytes=7 sender_pid=4242 error=\"not a change object: invalid character 'g' looking for beginning of value\" similar_not_logged=0",
+		"channel=billing.invoices bytes=7 sender_pid=4242 error=\"not a change object: invalid character 'g' looking for beginning of value\" similar_not_logged=0",
+		"channel=projects bytes=7 sender_pid=4242 error=\"not a change object: invalid character 'g' looking for beginning of value\" similar_not_logged=109",
+	}
+	if len(lines) != len(want) {
+		t.Fatalf("%d lines, want %d:\n%s", len(lines), len(want), logs.String())
+	}
+	for i, w := range want {
+		if !strings.HasSuffix(lines[i], w) {
+			t.Errorf("line %d = %s\nwant it to end with %s", i, lines[i], w)
+		}
+	}
+	if n := value(t, m.BadPayloads); n != 114 {
+		t.Fatalf("BadPayloads = %v, want 114", n)
 	}
 }
 
