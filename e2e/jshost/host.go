@@ -68,8 +68,8 @@ type Host struct {
 
 	sockets socketSet
 
-	stop     chan struct{}
-	done     chan struct{}
+	stop    chan struct{}
+	done    chan struct{}
 	cancel  context.CancelFunc
 	bg      context.Context
 	workers sync.WaitGroup
