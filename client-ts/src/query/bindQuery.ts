@@ -104,11 +104,7 @@ export function bindQuery<TData = unknown, TRow = Row>(
       }
       const query = findQuery();
       if (!query) return;
-      if (query.state.fetchStatus === "fetching") {
-        pending.push(change);
-        patch([change]);
-        return;
-      }
+      if (query.state.fetchStatus === "fetching") pending.push(change);
       patch([change]);
     },
     onResync(reason) {
