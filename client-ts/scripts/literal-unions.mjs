@@ -15,15 +15,17 @@ if (!file) {
 }
 const source = readFileSync(file, "utf8");
 
-const typed = /^export const (\w+): (\w+) = ("[^"\n]*");$/gm;
+// tygo writes a typed constant as `export const Name: Type = "value";`,
+// optionally followed by the Go line comment.
+const typed = /^export const (\w+): (\w+) = ("[^"\n]*");( \/\/[^\n]*)?$/gm;
 const members = new Map();
 for (const [, name, type] of source.matchAll(typed)) {
   if (!members.has(type)) members.set(type, []);
   members.get(type).push(name);
 }
 
-let out = source.replace(typed, (line, name, type, value) =>
-  isStringAlias(source, type) ? `export const ${name} = ${value};` : line,
+let out = source.replace(typed, (line, name, type, value, comment = "") =>
+  isStringAlias(source, type) ? `export const ${name} = ${value};${comment}` : line,
 );
 for (const [type, names] of members) {
   if (!isStringAlias(source, type)) continue;
