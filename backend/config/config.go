@@ -41,7 +41,8 @@ type Config struct {
 	// RIPPLE_RING_SIZE, --ring-size. Default: 1024.
 	RingSize int
 	// SendQueue is the bound of each connection's send queue, in messages:
-	// RIPPLE_SEND_QUEUE, --send-queue. Default: 1024.
+	// RIPPLE_SEND_QUEUE, --send-queue. Default: 2048, so that a full ring
+	// replay (RingSize changes and an ack) fits.
 	SendQueue int
 	// MaxMessageBytes is the largest client frame accepted: RIPPLE_MAX_MESSAGE_BYTES,
 	// --max-message-bytes. Default: 65536.
@@ -73,7 +74,10 @@ var settings = []setting{
 	{"PG_CHANNELS", "channels", "", "comma list of channels clients may subscribe to (default: every enabled table)",
 		func(c *Config, v string) error { c.Channels = splitList(v); return nil }},
 	{"FRONTEND_URL", "frontend-url", "", "comma list of allowed browser Origins (default: any Origin)",
-		func(c *Config, v string) error { c.AllowedOrigins = splitList(v); return checkOrigins(c.AllowedOrigins) }},
+		func(c *Config, v string) error {
+			c.AllowedOrigins = splitList(v)
+			return checkOrigins(c.AllowedOrigins)
+		}},
 	{"RIPPLE_ADDR", "addr", "127.0.0.1:8080", "HTTP listen address",
 		func(c *Config, v string) error { c.Addr = v; _, _, err := net.SplitHostPort(v); return err }},
 	{"RIPPLE_AUTH", "auth", "none", "authentication mode (none)",
@@ -88,7 +92,7 @@ var settings = []setting{
 		func(c *Config, v string) error { return c.LogLevel.UnmarshalText([]byte(v)) }},
 	{"RIPPLE_RING_SIZE", "ring-size", "1024", "changes kept per channel for resume",
 		func(c *Config, v string) error { return positive(&c.RingSize, v) }},
-	{"RIPPLE_SEND_QUEUE", "send-queue", "1024", "messages queued per connection before it is resynced",
+	{"RIPPLE_SEND_QUEUE", "send-queue", "2048", "messages queued per connection before it is resynced",
 		func(c *Config, v string) error { return positive(&c.SendQueue, v) }},
 	{"RIPPLE_MAX_MESSAGE_BYTES", "max-message-bytes", "65536", "largest client frame accepted",
 		func(c *Config, v string) error { return positive(&c.MaxMessageBytes, v) }},

@@ -31,7 +31,7 @@ func TestDefaults(t *testing.T) {
 	}
 	want := config.Config{
 		DatabaseURLDirect: "postgres://localhost/app", DatabaseURL: "postgres://localhost/app",
-		Addr: "127.0.0.1:8080", Auth: "none", LogLevel: slog.LevelInfo, RingSize: 1024, SendQueue: 1024,
+		Addr: "127.0.0.1:8080", Auth: "none", LogLevel: slog.LevelInfo, RingSize: 1024, SendQueue: 2048,
 		MaxMessageBytes: 65536, MaxSubscriptions: 100, PingInterval: 30 * time.Second,
 		ShutdownTimeout: 10 * time.Second, PoolSize: 4,
 	}

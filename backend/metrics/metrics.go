@@ -27,6 +27,9 @@ type Metrics struct {
 	HydrationFailures prometheus.Counter
 	// BadPayloads counts notifications the gateway could not parse.
 	BadPayloads prometheus.Counter
+	// NotificationQueueUsage is Postgres's pg_notification_queue_usage(): the
+	// fraction of the notification queue in use (writes fail when it is full).
+	NotificationQueueUsage prometheus.Gauge
 }
 
 // New creates the collectors and registers them with reg (which may be nil
@@ -43,10 +46,13 @@ func New(reg prometheus.Registerer) *Metrics {
 		Errors:             prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ripple_client_errors_total", Help: "Error messages sent to clients."}, []string{"code"}),
 		HydrationFailures:  prometheus.NewCounter(prometheus.CounterOpts{Name: "ripple_hydration_failures_total", Help: "Truncated changes that could not be hydrated."}),
 		BadPayloads:        prometheus.NewCounter(prometheus.CounterOpts{Name: "ripple_bad_payloads_total", Help: "Notifications that could not be parsed."}),
+		NotificationQueueUsage: prometheus.NewGauge(prometheus.GaugeOpts{Name: "ripple_pg_notification_queue_usage",
+			Help: "Fraction of Postgres's notification queue in use (pg_notification_queue_usage())."}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.Connections, m.Subscriptions, m.NotificationsIn, m.MessagesOut,
-			m.ListenerReconnects, m.Resyncs, m.Drops, m.Errors, m.HydrationFailures, m.BadPayloads)
+			m.ListenerReconnects, m.Resyncs, m.Drops, m.Errors, m.HydrationFailures, m.BadPayloads,
+			m.NotificationQueueUsage)
 	}
 	return m
 }

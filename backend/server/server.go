@@ -107,6 +107,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, mounts ...M
 	s.stopListener, s.listenerDone = stop, make(chan struct{})
 	go func() {
 		defer close(s.listenerDone)
+		go ingest.WatchQueue(runCtx, ingest.QueueOptions{Pool: s.pool, Report: m.NotificationQueueUsage.Set, Logger: log})
 		lis.Run(runCtx)
 	}()
 	log.Info("waiting for the listener", "channels", s.Channels)
