@@ -1,6 +1,11 @@
 // Package devdb starts a throwaway PostgreSQL server for `ripple dev` and for
 // tests: a temporary cluster made with the machine's initdb when PostgreSQL
 // is installed, otherwise a container when a Docker engine is reachable.
+//
+// initdb and postgres are looked up on PATH, then in Debian's
+// /usr/lib/postgresql/*/bin; setting RIPPLE_PG_BIN to a folder makes that
+// folder the only place searched (for a PostgreSQL installed elsewhere, or
+// to hide the machine's own from a test).
 package devdb
 
 import (
@@ -23,6 +28,10 @@ import (
 	"github.com/testcontainers/testcontainers-go"
 	tcpostgres "github.com/testcontainers/testcontainers-go/modules/postgres"
 )
+
+// EnvBinDir names the environment variable that, when set, is the only
+// folder searched for initdb and postgres.
+const EnvBinDir = "RIPPLE_PG_BIN"
 
 // ErrNoPostgres means neither PostgreSQL binaries nor a Docker engine were found.
 var ErrNoPostgres = errors.New("no PostgreSQL available: install PostgreSQL (initdb and postgres on PATH, e.g. `apt-get install postgresql`), start a Docker engine, or set DATABASE_URL to an existing database")
@@ -77,8 +86,16 @@ func Start(ctx context.Context, opts Options) (*Postgres, error) {
 	return nil, ErrNoPostgres
 }
 
-// findBin finds a PostgreSQL program on PATH or in Debian's versioned folders.
+// findBin finds a PostgreSQL program in $RIPPLE_PG_BIN when it is set, else
+// on PATH or in Debian's versioned folders.
 func findBin(name string) (string, error) {
+	if dir := os.Getenv(EnvBinDir); dir != "" {
+		p := filepath.Join(dir, name)
+		if info, err := os.Stat(p); err != nil || info.IsDir() || info.Mode()&0o111 == 0 {
+			return "", fmt.Errorf("%s not found in %s=%s", name, EnvBinDir, dir)
+		}
+		return p, nil
+	}
 	if p, err := exec.LookPath(name); err == nil {
 		return p, nil
 	}
@@ -227,12 +244,41 @@ func freePort() (int, error) {
 func dockerReachable(ctx context.Context) bool {
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
+	// testcontainers falls back to the default socket when DOCKER_HOST does
+	// not answer; a DOCKER_HOST that is set names the only engine to use.
+	if host := os.Getenv("DOCKER_HOST"); host != "" && !dialable(ctx, host) {
+		return false
+	}
 	provider, err := testcontainers.NewDockerProvider()
 	if err != nil {
 		return false
 	}
 	defer provider.Close()
 	return provider.Health(ctx) == nil
+}
+
+// dialable reports whether a Docker host URL (unix:// or tcp://) accepts a
+// connection; other schemes (ssh://, npipe://) are left to the Docker client.
+func dialable(ctx context.Context, host string) bool {
+	u, err := url.Parse(host)
+	if err != nil {
+		return false
+	}
+	var d net.Dialer
+	var conn net.Conn
+	switch u.Scheme {
+	case "unix":
+		conn, err = d.DialContext(ctx, "unix", u.Path)
+	case "tcp":
+		conn, err = d.DialContext(ctx, "tcp", u.Host)
+	default:
+		return true
+	}
+	if err != nil {
+		return false
+	}
+	conn.Close()
+	return true
 }
 
 func startContainer(ctx context.Context, image string, log *slog.Logger) (*Postgres, error) {
