@@ -129,8 +129,8 @@ func TestHydratesTruncatedInsertAndUpdate(t *testing.T) {
 			args:    []any{big},
 			channel: "billing.invoices",
 			want: protocol.NotificationPayload{Op: protocol.OpUpdate, Table: "invoices", Schema: "billing",
-				New: protocol.Row{"org": json.Number("7"), "id": "INV-1", "amount": json.Number("99"), "note": big + "y"},
-				Old: protocol.Row{"org": json.Number("7"), "id": "INV-1"}}, // the trigger's previous key, kept
+				// No Old: the trigger's "old" is only the previous key, not a previous-row image.
+				New: protocol.Row{"org": json.Number("7"), "id": "INV-1", "amount": json.Number("99"), "note": big + "y"}},
 		},
 	}
 	for _, tt := range tests {
@@ -142,6 +142,45 @@ func TestHydratesTruncatedInsertAndUpdate(t *testing.T) {
 			t.Fatalf("%s: published %s %.300v, want %s %.300v", tt.name, got.channel, got.change, tt.channel, tt.want)
 		}
 		checkRaw(t, got)
+	}
+	if n := value(t, m.HydrationFailures); n != 0 {
+		t.Fatalf("HydrationFailures = %v", n)
+	}
+}
+
+// TestTruncatedUpdateOfThePrimaryKey: a large UPDATE that changes the
+// primary key goes out as a DELETE of the previous key followed by the
+// hydrated UPDATE, so a client drops the row under its old key.
+func TestTruncatedUpdateOfThePrimaryKey(t *testing.T) {
+	t.Parallel()
+	d := newDB(t)
+	pub := &recorder{}
+	m := metrics.New(nil)
+	ing := New(Options{Publisher: pub, Pool: d.pool, Metrics: m})
+	ctx := testCtx(t)
+
+	exec(t, d.pool, `INSERT INTO billing.invoices VALUES (7, 'INV-1', 1, $1)`, big)
+	exec(t, d.pool, `UPDATE billing.invoices SET id = 'INV-2' WHERE org = 7`)
+	ing.Handle(ctx, d.next(t, true))
+	pub.only(t) // the INSERT
+	ing.Handle(ctx, d.next(t, true))
+
+	pub.mu.Lock()
+	got := pub.changes
+	pub.mu.Unlock()
+	want := []protocol.NotificationPayload{
+		{Op: protocol.OpDelete, Table: "invoices", Schema: "billing", Old: protocol.Row{"org": json.Number("7"), "id": "INV-1"}},
+		{Op: protocol.OpUpdate, Table: "invoices", Schema: "billing",
+			New: protocol.Row{"org": json.Number("7"), "id": "INV-2", "amount": json.Number("1"), "note": big}},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("published %d changes, want %d: %.500v", len(got), len(want), got)
+	}
+	for n, w := range want {
+		if got[n].channel != "billing.invoices" || !reflect.DeepEqual(got[n].change, w) {
+			t.Fatalf("change %d: published %s %.300v, want %.300v", n, got[n].channel, got[n].change, w)
+		}
+		checkRaw(t, got[n])
 	}
 	if n := value(t, m.HydrationFailures); n != 0 {
 		t.Fatalf("HydrationFailures = %v", n)

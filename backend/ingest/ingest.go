@@ -11,7 +11,13 @@
 //
 //   - INSERT and UPDATE are hydrated: the row is read back by its key with
 //     one SELECT over Options.Pool, and passed on with New set, Truncated
-//     false and Key cleared. Old, if the payload had one, is kept. A row that
+//     false and Key cleared. A hydrated UPDATE goes out without Old: the
+//     trigger's "old" holds only the previous primary key, not the previous
+//     values of the changed columns, so the previous row is unknown (the hub
+//     then treats the UPDATE as one that may have moved the row out of a
+//     filter). When that previous key differs from the key (the UPDATE
+//     changed the primary key), a DELETE carrying the previous key is
+//     published first, so clients drop the row under its old key. A row that
 //     no longer exists (it was deleted since; that DELETE follows) is passed
 //     on as the truncated change, and so is one whose hydration failed
 //     (logged and counted in [metrics.Metrics.HydrationFailures]): clients
@@ -44,6 +50,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
@@ -145,10 +152,28 @@ func (i *Ingest) Handle(ctx context.Context, n *pgconn.Notification) {
 	}
 	if change.Truncated && len(change.Key) > 0 {
 		if full, fullRaw, ok := i.complete(ctx, n.Channel, change); ok {
+			if del, delRaw, moved := i.keyChanged(n.Channel, change); moved {
+				i.pub.Publish(n.Channel, del, delRaw)
+			}
 			change, raw = full, fullRaw
 		}
 	}
 	i.pub.Publish(n.Channel, change, raw)
+}
+
+// keyChanged returns the DELETE of the row under its previous key when the
+// truncated UPDATE change moved it to another primary key, or false.
+func (i *Ingest) keyChanged(channel string, change protocol.NotificationPayload) (protocol.NotificationPayload, []byte, bool) {
+	if change.Op != protocol.OpUpdate || len(change.Old) == 0 || reflect.DeepEqual(change.Old, change.Key) {
+		return protocol.NotificationPayload{}, nil, false
+	}
+	del := protocol.NotificationPayload{Op: protocol.OpDelete, Table: change.Table, Schema: change.Schema, Old: change.Old}
+	raw, err := encode(del)
+	if err != nil {
+		i.hydrationFailed(context.Background(), channel, change, fmt.Errorf("encode the DELETE of the previous key: %w", err))
+		return protocol.NotificationPayload{}, nil, false
+	}
+	return del, raw, true
 }
 
 // complete returns the full form of a truncated change and its JSON, or
@@ -168,7 +193,7 @@ func (i *Ingest) complete(ctx context.Context, channel string, change protocol.N
 		if row == nil {
 			return change, nil, false // deleted since; its DELETE follows
 		}
-		change.New, change.Key, change.Truncated = row, nil, false
+		change.New, change.Old, change.Key, change.Truncated = row, nil, nil, false
 	}
 	raw, err := encode(change)
 	if err != nil {
