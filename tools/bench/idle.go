@@ -1,0 +1,96 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// runIdle opens n subscribers that receive nothing, measures what they
+// cost the gateway, then sends one change and measures how long it takes
+// to reach all of them.
+func (b *bench) runIdle(ctx context.Context, n int) (result, error) {
+	const table = "bench_idle"
+	if err := b.newTable(ctx, table, true); err != nil {
+		return result{}, err
+	}
+	gw, err := b.startGateway(ctx, table)
+	if err != nil {
+		return result{}, err
+	}
+	defer gw.stop()
+	u0, measured, err := gw.usage()
+	if err != nil {
+		return result{}, err
+	}
+	go0, err := goMemory(gw)
+	if err != nil {
+		return result{}, err
+	}
+	readCtx, stopReading := context.WithCancel(context.Background())
+	defer stopReading()
+	opened := time.Now()
+	subs, err := openSubscribers(ctx, b.http, gw.wsURL(), table, n, 1, readCtx)
+	if err != nil {
+		return result{}, err
+	}
+	defer closeSubscribers(subs)
+	b.logf("idle: %d subscribers connected and subscribed in %s", n, time.Since(opened).Round(time.Millisecond))
+	u1, _, err := gw.usage()
+	if err != nil {
+		return result{}, err
+	}
+	go1, err := goMemory(gw)
+	if err != nil {
+		return result{}, err
+	}
+	fl, err := startFloor(ctx, b.pg.URL, table, 1)
+	if err != nil {
+		return result{}, err
+	}
+	defer fl.stop()
+	w, err := b.write(ctx, table, stream{rows: 1}, -1, nil)
+	if err != nil {
+		return result{}, err
+	}
+	complete := b.waitDelivered(ctx, subs, fl, 1)
+	u2, _, err := gw.usage()
+	if err != nil {
+		return result{}, err
+	}
+	stopReading()
+	closeSubscribers(subs)
+	fl.stop()
+	if !complete {
+		b.logf("idle: not every delivery arrived before the deadline")
+	}
+	r := summarizeSubs("idle", subs, 1, w)
+	r.floor = summarizeFloor(fl, w)
+	r.gwMeasured = measured
+	r.gwCPU = u2.cpu - u0.cpu
+	r.gwPeakRSS = u2.peakRSS
+	r.perConnRSS = float64(u1.rss-u0.rss) / float64(n)
+	r.perConnGo = (go1 - go0) / float64(n)
+	b.logf("%s", r.oneLine())
+	return r, nil
+}
+
+// goMemory is the gateway's Go heap and stacks in use, from its /metrics.
+func goMemory(gw gateway) (float64, error) {
+	heap, err := gw.metric("go_memstats_heap_inuse_bytes")
+	if err != nil {
+		return 0, err
+	}
+	stack, err := gw.metric("go_memstats_stack_inuse_bytes")
+	if err != nil {
+		return 0, err
+	}
+	return heap + stack, nil
+}
+
+// oneLine is a progress line for the log.
+func (r result) oneLine() string {
+	return fmt.Sprintf("%s: %d subs, %d/%d delivered, %d dups, %d seq breaks, %d resyncs, p50 %s p99 %s max %s, %.0f/s",
+		r.name, r.subs, r.received, r.expected, r.dups, r.breaks, r.resyncs,
+		fmtDur(r.lat.p50), fmtDur(r.lat.p99), fmtDur(r.lat.max), r.rate)
+}

@@ -1,0 +1,294 @@
+// Command bench is Ripple's load benchmark. It starts a throwaway Postgres
+// and the gateway (`ripple serve`, built from this repository, as a
+// separate process so that its CPU time and memory are its own), opens
+// subscribers with github.com/coder/websocket, writes rows that carry
+// their send time, and reports per scenario the latency from send to
+// client (p50/p95/p99/max), deliveries expected and received, duplicates,
+// seq breaks, deliveries per second, and the gateway's CPU time and peak
+// RSS. A raw pgx LISTEN client on the same channel gives the floor. It also
+// measures the trigger's cost on single-row inserts, runs the backend's Go
+// micro-benchmarks, and writes everything to BENCHMARKS.md.
+//
+// Usage:
+//
+//	go run ./tools/bench [--scenario latency,fanout,idle,churn] [--quick] [--out BENCHMARKS.md]
+//	go run ./tools/bench --profile cpu.pprof   # fanout against an in-process gateway, CPU profile
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime/pprof"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/ripple-rt/ripple/backend/devdb"
+	"github.com/ripple-rt/ripple/schema"
+)
+
+// allScenarios are the scenarios in the order they run.
+var allScenarios = []string{"latency", "fanout", "idle", "churn"}
+
+// options are the tool's settings (its flags).
+type options struct {
+	scenarios []string
+	quick     bool
+	out       string // BENCHMARKS.md path; empty writes none
+	profile   string // CPU profile path: run fanout in-process instead
+	writePath bool
+	micro     bool
+	ripple    string // prebuilt ripple binary; empty builds one
+	command   string // the command line, for the report
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	opts, err := parseFlags(os.Args[1:], os.Stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return
+	}
+	if err == nil {
+		_, err = run(ctx, opts, os.Stdout, os.Stderr)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func parseFlags(args []string, stderr io.Writer) (options, error) {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	scenarios := fs.String("scenario", strings.Join(allScenarios, ","), "comma list of scenarios to run: "+strings.Join(allScenarios, ", "))
+	quick := fs.Bool("quick", false, "shrink every scenario for a smoke run (seconds, not minutes); skips the Go micro-benchmarks unless --micro is given")
+	out := fs.String("out", "BENCHMARKS.md", "write the report here, relative to the repository root; empty writes none")
+	profile := fs.String("profile", "", "run only fanout, against a gateway inside this process, and write a CPU profile of the stream phase to this file")
+	writePath := fs.Bool("write-path", true, "measure single-row inserts per second with and without the trigger")
+	micro := fs.Bool("micro", true, "run the backend's Go micro-benchmarks (go test -bench . -benchmem ./backend/...)")
+	ripple := fs.String("ripple", "", "use this ripple binary instead of building ./backend/cmd/ripple")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: go run ./tools/bench [flags]\n\n"+
+			"Load benchmark of the Ripple gateway on a throwaway Postgres (loopback only).\n"+
+			"Scenarios: latency (100 and 400 subscribers x 200 changes/s), fanout (1,000 subscribers,\n"+
+			"2,000 rows as fast as they commit), idle (10,000 idle subscribed connections, then one change),\n"+
+			"churn (10%% of subscribers vanish mid-stream). Writes BENCHMARKS.md.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return options{}, err
+	}
+	o := options{quick: *quick, out: *out, profile: *profile, writePath: *writePath, micro: *micro, ripple: *ripple,
+		command: strings.TrimSpace("go run ./tools/bench " + strings.Join(args, " "))}
+	explicitMicro := false
+	fs.Visit(func(f *flag.Flag) { explicitMicro = explicitMicro || f.Name == "micro" })
+	if o.quick && !explicitMicro {
+		o.micro = false
+	}
+	for _, s := range strings.Split(*scenarios, ",") {
+		if s = strings.TrimSpace(s); s == "" {
+			continue
+		}
+		if !slices.Contains(allScenarios, s) {
+			return options{}, fmt.Errorf("--scenario: unknown scenario %q (want some of %s)", s, strings.Join(allScenarios, ", "))
+		}
+		o.scenarios = append(o.scenarios, s)
+	}
+	if o.profile != "" {
+		o.scenarios, o.writePath, o.micro, o.out = []string{"fanout"}, false, false, ""
+	}
+	return o, nil
+}
+
+// bench holds what every scenario uses.
+type bench struct {
+	opts      options
+	root      string
+	pg        *devdb.Postgres
+	pool      *pgxpool.Pool
+	bin       string // ripple binary; empty runs the gateway in-process
+	http      *http.Client
+	log       io.Writer
+	inProcess bool
+	// onStreamStart and onStreamEnd bracket the measured phase of a stream
+	// (the profile mode starts and stops the CPU profile there).
+	onStreamStart, onStreamEnd func()
+}
+
+func (b *bench) logf(format string, args ...any) {
+	fmt.Fprintf(b.log, "bench: "+format+"\n", args...)
+}
+
+func (b *bench) startGateway(ctx context.Context, channel string) (gateway, error) {
+	if b.inProcess {
+		return startInProcessGateway(ctx, b.pg.URL, channel)
+	}
+	return startProcessGateway(ctx, b.bin, b.pg.URL, channel)
+}
+
+// run runs the benchmark and returns its report; it writes the report's
+// markdown to stdout and, with opts.out, to that file.
+func run(ctx context.Context, opts options, stdout, stderr io.Writer) (*report, error) {
+	if err := raiseFileLimit(); err != nil {
+		return nil, err
+	}
+	root, err := repoRoot()
+	if err != nil {
+		return nil, err
+	}
+	b := &bench{opts: opts, root: root, http: newHTTPClient(), log: stderr, inProcess: opts.profile != ""}
+	tmp, err := os.MkdirTemp("", "ripple-bench-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(tmp)
+	if !b.inProcess {
+		if b.bin = opts.ripple; b.bin == "" {
+			b.logf("building ./backend/cmd/ripple")
+			if b.bin, err = buildRipple(ctx, root, tmp); err != nil {
+				return nil, err
+			}
+		}
+	}
+	b.logf("starting a throwaway Postgres")
+	if b.pg, err = devdb.Start(ctx, devdb.Options{}); err != nil {
+		return nil, err
+	}
+	defer b.pg.Stop()
+	if b.pool, err = pgxpool.New(ctx, b.pg.URL); err != nil {
+		return nil, fmt.Errorf("connect to %s: %w", b.pg.URL, err)
+	}
+	defer b.pool.Close()
+	if err := schema.Apply(ctx, b.pool); err != nil {
+		return nil, err
+	}
+
+	rep := &report{command: opts.command, quick: opts.quick, started: time.Now().UTC()}
+	if rep.machine, err = b.machine(ctx); err != nil {
+		return nil, err
+	}
+	if opts.profile != "" {
+		if err := b.profileFanout(ctx, rep); err != nil {
+			return nil, err
+		}
+		return rep, nil
+	}
+	for _, name := range opts.scenarios {
+		b.logf("scenario %s", name)
+		results, err := b.scenario(ctx, name)
+		if err != nil {
+			return nil, fmt.Errorf("scenario %s: %w", name, err)
+		}
+		rep.scenarios = append(rep.scenarios, scenarioResults{name: name, results: results})
+	}
+	if opts.writePath {
+		b.logf("write path: inserts with and without the trigger")
+		if rep.writePath, err = b.measureWritePath(ctx); err != nil {
+			return nil, err
+		}
+	}
+	if opts.micro {
+		b.logf("Go micro-benchmarks: go test -run '^$' -bench . -benchmem ./backend/...")
+		if rep.micro, err = runMicro(ctx, root); err != nil {
+			return nil, err
+		}
+	}
+	md := rep.markdown()
+	fmt.Fprint(stdout, md)
+	if opts.out != "" {
+		path := opts.out
+		if !filepath.IsAbs(path) {
+			path = filepath.Join(root, path)
+		}
+		if err := os.WriteFile(path, []byte(md), 0o644); err != nil {
+			return nil, fmt.Errorf("write report: %w", err)
+		}
+		b.logf("wrote %s", path)
+	}
+	return rep, nil
+}
+
+// scenario runs one named scenario at the size --quick asks for.
+func (b *bench) scenario(ctx context.Context, name string) ([]result, error) {
+	q := b.opts.quick
+	pick := func(full, quick int) int {
+		if q {
+			return quick
+		}
+		return full
+	}
+	var runs []stream
+	switch name {
+	case "latency":
+		for _, subs := range []int{pick(100, 20), pick(400, 60)} {
+			runs = append(runs, stream{name: fmt.Sprintf("latency-%d", subs), subs: subs, rate: 200, rows: pick(1000, 200)})
+		}
+	case "fanout":
+		runs = append(runs, stream{name: "fanout", subs: pick(1000, 100), rows: pick(2000, 300), writers: 4})
+	case "churn":
+		runs = append(runs, stream{name: "churn", subs: pick(200, 40), rate: 200, rows: pick(1000, 300), pad: 2000, vanish: 0.1})
+	case "idle":
+		r, err := b.runIdle(ctx, pick(10000, 300))
+		return []result{r}, err
+	}
+	var results []result
+	for _, s := range runs {
+		r, err := b.runStream(ctx, s)
+		if err != nil {
+			return nil, err
+		}
+		b.logf("%s", r.oneLine())
+		results = append(results, r)
+	}
+	return results, nil
+}
+
+// profileFanout runs fanout against an in-process gateway and writes a CPU
+// profile of its stream phase to opts.profile.
+func (b *bench) profileFanout(ctx context.Context, rep *report) error {
+	f, err := os.Create(b.opts.profile)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	var profErr error
+	b.onStreamStart = func() { profErr = pprof.StartCPUProfile(f) }
+	b.onStreamEnd = pprof.StopCPUProfile
+	results, err := b.scenario(ctx, "fanout")
+	if err != nil {
+		return err
+	}
+	if profErr != nil {
+		return fmt.Errorf("start CPU profile: %w", profErr)
+	}
+	rep.scenarios = append(rep.scenarios, scenarioResults{name: "fanout", results: results})
+	b.logf("wrote %s (gateway and bench client in one process); read it with:\n"+
+		"  go tool pprof -top -focus 'ripple/backend|lxzan/gws|jackc/pgx' %s", b.opts.profile, b.opts.profile)
+	return nil
+}
+
+// raiseFileLimit lifts the soft limit on open files to the hard limit: the
+// idle scenario holds 10,000 client sockets, and the gateway process
+// inherits the limit for its side of them.
+func raiseFileLimit() error {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return fmt.Errorf("getrlimit: %w", err)
+	}
+	lim.Cur = lim.Max
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return fmt.Errorf("setrlimit NOFILE %d: %w", lim.Max, err)
+	}
+	return nil
+}
