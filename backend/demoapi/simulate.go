@@ -110,7 +110,7 @@ func (a *API) simulate(r *http.Request) (int, any, error) {
 			return http.StatusOK, SimulatedChange{Action: act.name, Table: act.table, ID: id}, nil
 		}
 	}
-	return 0, nil, errorf(http.StatusConflict, "nothing to simulate: create a project first")
+	return 0, nil, errorf(http.StatusConflict, "nothing to simulate")
 }
 
 // Seed fills empty demo tables with a few projects and jobs, so the page has
