@@ -391,3 +391,19 @@ func TestClosedHostRefusesWork(t *testing.T) {
 		t.Fatalf("Eval after Close: err = %v, want ErrClosed", err)
 	}
 }
+
+func TestPausedDialsWaitForResume(t *testing.T) {
+	t.Parallel()
+	url := echoServer(t)
+	h := jshost.New(t, jshost.Options{})
+	h.PauseDials()
+	mustEval(t, h, fmt.Sprintf(`globalThis.opened = false; new WebSocket(%q, "ripple.v1").onopen = () => { opened = true }`, url))
+	if n := h.HeldDials(); n != 1 {
+		t.Fatalf("HeldDials = %d, want 1", n)
+	}
+	if readJSON[bool](t, h, "opened") {
+		t.Fatal("socket opened while dials were paused")
+	}
+	h.ResumeDials()
+	mustWait(t, h, "opened")
+}

@@ -19,6 +19,8 @@ const handshakeTimeout = 5 * time.Second
 type socketSet struct {
 	mu   sync.Mutex
 	byID map[int64]*socket
+	gate chan struct{} // non-nil while dials are paused; closed to resume
+	held int           // dials waiting on gate
 }
 
 // socket is one JavaScript WebSocket's connection. conn is nil until the
@@ -97,6 +99,34 @@ func contains(ids []int64, id int64) bool {
 // with code 1006 and wasClean false. It reports how many it cut.
 func (h *Host) CutSockets() int { return h.sockets.cut() }
 
+// PauseDials holds every WebSocket connection attempt made from now on
+// before it dials, until [Host.ResumeDials]: a test can keep a client
+// disconnected, deterministically, while it changes the world.
+func (h *Host) PauseDials() {
+	h.sockets.mu.Lock()
+	defer h.sockets.mu.Unlock()
+	if h.sockets.gate == nil {
+		h.sockets.gate = make(chan struct{})
+	}
+}
+
+// ResumeDials lets held and future connection attempts dial.
+func (h *Host) ResumeDials() {
+	h.sockets.mu.Lock()
+	defer h.sockets.mu.Unlock()
+	if h.sockets.gate != nil {
+		close(h.sockets.gate)
+		h.sockets.gate = nil
+	}
+}
+
+// HeldDials reports how many connection attempts wait for [Host.ResumeDials].
+func (h *Host) HeldDials() int {
+	h.sockets.mu.Lock()
+	defer h.sockets.mu.Unlock()
+	return h.sockets.held
+}
+
 // OpenSockets reports how many WebSockets have a live connection.
 func (h *Host) OpenSockets() int {
 	h.sockets.mu.Lock()
@@ -125,7 +155,11 @@ func (h *Host) openSocket(id int64, url string, protocols []string) {
 	if len(protocols) > 0 {
 		header.Set("Sec-WebSocket-Protocol", strings.Join(protocols, ", "))
 	}
+	gate := h.holdDial()
 	h.spawn(func() {
+		if !h.waitDialGate(gate) {
+			return
+		}
 		conn, _, err := gws.NewClient(&socketEvents{h: h, sk: sk}, &gws.ClientOption{
 			Addr:             url,
 			RequestHeader:    header,
@@ -154,6 +188,36 @@ func (h *Host) openSocket(id int64, url string, protocols []string) {
 		}
 		conn.ReadLoop()
 	})
+}
+
+// holdDial returns the gate a new dial must wait on (nil: dial at once),
+// counting the dial as held.
+func (h *Host) holdDial() chan struct{} {
+	h.sockets.mu.Lock()
+	defer h.sockets.mu.Unlock()
+	if h.sockets.gate != nil {
+		h.sockets.held++
+	}
+	return h.sockets.gate
+}
+
+// waitDialGate blocks until gate opens (nil: at once); it reports false
+// when the host closed meanwhile.
+func (h *Host) waitDialGate(gate chan struct{}) bool {
+	if gate == nil {
+		return true
+	}
+	defer func() {
+		h.sockets.mu.Lock()
+		h.sockets.held--
+		h.sockets.mu.Unlock()
+	}()
+	select {
+	case <-gate:
+		return true
+	case <-h.bg.Done():
+		return false
+	}
 }
 
 func (h *Host) forgetSocket(id int64) {
