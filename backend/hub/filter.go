@@ -214,39 +214,74 @@ func (f *filter) match(rows ...protocol.Row) verdict {
 	return f.matchValue(v)
 }
 
+// condition is the AND of a subscription's filters: the scope an
+// authorization rule imposes and the client's own filter. A nil condition
+// selects every row.
+type condition []*filter
+
+// match ANDs the filters' verdicts: no match if any says no, a match if
+// all say yes, unknown otherwise.
+func (c condition) match(rows ...protocol.Row) verdict {
+	all := verdictMatch
+	for _, f := range c {
+		switch f.match(rows...) {
+		case verdictNoMatch:
+			return verdictNoMatch
+		case verdictUnknown:
+			all = verdictUnknown
+		}
+	}
+	return all
+}
+
 // variant is the form in which a change reaches a subscription.
 type variant uint8
 
 const (
 	variantNone   variant = iota // the change does not concern the subscription
 	variantAsIs                  // the change as received
-	variantInsert                // an UPDATE that moved the row into the filter
-	variantDelete                // an UPDATE that moved the row out of the filter
+	variantInsert                // an UPDATE that moved the row into the condition
+	variantDelete                // an UPDATE that moved the row out of the condition
+	// variantDeleteKey is an UPDATE whose previous row is unknown (no old)
+	// and whose new row is outside the condition: the subscriber may hold
+	// the row, so it gets a DELETE; as the row's values now belong to
+	// someone else, the DELETE carries only the row's key when a [View]
+	// names the key columns.
+	variantDeleteKey
 )
 
-// variantFor decides how change c reaches a subscription with filter f
-// (nil: every change as is). INSERT is matched on new, DELETE on old; an
-// UPDATE is matched on new and on the previous row (new overlaid with old,
-// which holds the previous values of the changed columns): moving in makes
-// it an INSERT, moving out a DELETE. An UPDATE without old (the seed's
-// trigger) is matched on new only. When the column is missing (a truncated
-// payload that could not be hydrated) the change is delivered as is:
-// a client can always ignore a change, never recover a missed one.
-func (f *filter) variantFor(c *protocol.NotificationPayload) variant {
-	if f == nil {
+// variantFor decides how change c reaches a subscription with condition
+// cond. INSERT is matched on new, DELETE on old; an UPDATE is matched on
+// new and on the previous row (new overlaid with old, which holds the
+// previous values of the changed columns, so a column absent from old did
+// not change): moving in makes it an INSERT, moving out a DELETE. An
+// UPDATE without old (the seed's trigger, or a hydrated change) has an
+// unknown previous row: it is delivered as is when new matches and as a
+// DELETE when it does not, which is harmless to a client that does not
+// hold the row and essential to one that does. When the column is missing
+// (a truncated payload that could not be hydrated) the change is delivered
+// as is: a client can always ignore a change, never recover a missed one.
+func (cond condition) variantFor(c *protocol.NotificationPayload) variant {
+	if len(cond) == 0 {
 		return variantAsIs
 	}
 	switch c.Op {
 	case protocol.OpInsert:
-		return asIsUnlessNoMatch(f.match(c.New, c.Key))
+		return asIsUnlessNoMatch(cond.match(c.New, c.Key))
 	case protocol.OpDelete:
-		return asIsUnlessNoMatch(f.match(c.Old, c.Key))
+		return asIsUnlessNoMatch(cond.match(c.Old, c.Key))
 	case protocol.OpUpdate:
-		now := f.match(c.New, c.Key)
-		if c.Old == nil || now == verdictUnknown {
-			return asIsUnlessNoMatch(now)
+		now := cond.match(c.New, c.Key)
+		if now == verdictUnknown {
+			return variantAsIs
 		}
-		before := f.match(c.Old, c.New, c.Key)
+		if c.Old == nil {
+			if now == verdictNoMatch {
+				return variantDeleteKey
+			}
+			return variantAsIs
+		}
+		before := cond.match(c.Old, c.New, c.Key)
 		switch {
 		case before == verdictNoMatch && now == verdictMatch:
 			return variantInsert

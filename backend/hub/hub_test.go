@@ -288,7 +288,7 @@ func TestFilteredDelivery(t *testing.T) {
 		{"update moves in", eq("project_id", 7.0), `{"op":"UPDATE","table":"t","new":{"id":1,"project_id":7,"n":1},"old":{"id":1,"project_id":8}}`, "INSERT", ""},
 		{"update moves out", eq("project_id", 7.0), `{"op":"UPDATE","table":"t","new":{"id":1,"project_id":8,"n":1},"old":{"id":1,"project_id":7}}`, "DELETE", `{"id":1,"n":1,"project_id":7}`},
 		{"seed update without old matched on new", eq("project_id", 7.0), `{"op":"UPDATE","table":"t","new":{"id":1,"project_id":7}}`, "UPDATE", ""},
-		{"seed update without old, no match", eq("project_id", 7.0), `{"op":"UPDATE","table":"t","new":{"id":1,"project_id":8}}`, "", ""},
+		{"update without old, no match: may have moved out", eq("project_id", 7.0), `{"op":"UPDATE","table":"t","new":{"id":1,"project_id":8}}`, "DELETE", `{"id":1,"project_id":8}`},
 		{"truncated delete on key column", eq("id", 1.0), `{"op":"DELETE","table":"t","truncated":true,"key":{"id":1}}`, "DELETE", ""},
 		{"truncated delete on key column, no match", eq("id", 2.0), `{"op":"DELETE","table":"t","truncated":true,"key":{"id":1}}`, "", ""},
 		{"truncated change without the column goes out", eq("project_id", 7.0), `{"op":"UPDATE","table":"t","truncated":true,"key":{"id":1}}`, "UPDATE", ""},

@@ -2,6 +2,7 @@ package hub
 
 import (
 	"encoding/json"
+	"fmt"
 	"sync/atomic"
 
 	"github.com/ripple-rt/ripple/backend/protocol"
@@ -103,12 +104,13 @@ type Subscriber interface {
 }
 
 // Subscription is one subscription of one [Subscriber] to one channel,
-// optionally filtered. Create it with [NewSubscription] or
+// optionally filtered and restricted by an authorization rule. Create it with [NewSubscription] or
 // [NewSeedSubscription] and start it with [Hub.Subscribe].
 type Subscription struct {
 	id         string
 	channel    string
-	filter     *filter
+	cond       condition // scope conditions, then the client's filter
+	view       *View
 	seed       bool
 	subscriber Subscriber
 	// tail is the pre-encoded end of every v1 message: `,"sub":"<id>"}`.
@@ -129,7 +131,7 @@ func NewSubscription(subscriber Subscriber, id, channel string, f *protocol.Filt
 			err.Sub = id
 			return nil, err
 		}
-		s.filter = cf
+		s.cond = condition{cf}
 	}
 	s.tail = []byte(`,"sub":` + quote(id) + `}`)
 	return s, nil
@@ -139,6 +141,25 @@ func NewSubscription(subscriber Subscriber, id, channel string, f *protocol.Filt
 // receives every change as the bare payload, with no acks and no resyncs.
 func NewSeedSubscription(subscriber Subscriber, channel string) *Subscription {
 	return &Subscription{channel: channel, seed: true, subscriber: subscriber, index: -1}
+}
+
+// Restrict applies an authorization rule to s: every change is matched
+// on the scope conditions ANDed with the client's filter (so a filter can
+// only narrow a scope), and seen through view (nil: every column). A scope
+// condition that cannot be evaluated returns an error. Call it before
+// [Hub.Subscribe].
+func (s *Subscription) Restrict(scope []protocol.Filter, view *View) error {
+	cond := make(condition, 0, len(scope)+len(s.cond))
+	for i := range scope {
+		cf, err := compileFilter(&scope[i])
+		if err != nil {
+			return fmt.Errorf("scope on column %q: %w", scope[i].Column, err)
+		}
+		cond = append(cond, cf)
+	}
+	s.cond = append(cond, s.cond...)
+	s.view = view
+	return nil
 }
 
 // ID returns the client's name for the subscription ("" for the seed protocol).
