@@ -130,4 +130,3 @@ func overlay(newRow, oldRow protocol.Row) protocol.Row {
 	}
 	return prev
 }
-
