@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
 	"time"
 )
 
@@ -35,7 +36,7 @@ func (b *bench) runIdle(ctx context.Context, n int) (result, error) {
 		return result{}, err
 	}
 	defer closeSubscribers(subs)
-	b.logf("idle: %d subscribers connected and subscribed in %s", n, time.Since(opened).Round(time.Millisecond))
+	connected := time.Since(opened)
 	u1, _, err := gw.usage()
 	if err != nil {
 		return result{}, err
@@ -49,12 +50,20 @@ func (b *bench) runIdle(ctx context.Context, n int) (result, error) {
 		return result{}, err
 	}
 	defer fl.stop()
+	c0, err := readProcUsage(os.Getpid())
+	if err != nil {
+		return result{}, err
+	}
 	w, err := b.write(ctx, table, stream{rows: 1}, -1, nil)
 	if err != nil {
 		return result{}, err
 	}
 	complete := b.waitDelivered(ctx, subs, fl, 1)
 	u2, _, err := gw.usage()
+	if err != nil {
+		return result{}, err
+	}
+	c1, err := readProcUsage(os.Getpid())
 	if err != nil {
 		return result{}, err
 	}
@@ -67,7 +76,10 @@ func (b *bench) runIdle(ctx context.Context, n int) (result, error) {
 	r := summarizeSubs("idle", subs, 1, w)
 	r.floor = summarizeFloor(fl, w)
 	r.gwMeasured = measured
-	r.gwCPU = u2.cpu - u0.cpu
+	r.gwCPU = u2.cpu - u1.cpu
+	r.clientCPU = c1.cpu - c0.cpu
+	r.connectCPU = u1.cpu - u0.cpu
+	r.connectTime = connected
 	r.gwPeakRSS = u2.peakRSS
 	r.perConnRSS = float64(u1.rss-u0.rss) / float64(n)
 	r.perConnGo = (go1 - go0) / float64(n)

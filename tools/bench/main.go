@@ -27,6 +27,7 @@ import (
 	"path/filepath"
 	"runtime/pprof"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -90,7 +91,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		return options{}, err
 	}
 	o := options{quick: *quick, out: *out, profile: *profile, writePath: *writePath, micro: *micro, ripple: *ripple,
-		command: strings.TrimSpace("go run ./tools/bench " + strings.Join(args, " "))}
+		command: commandLine(args)}
 	explicitMicro := false
 	fs.Visit(func(f *flag.Flag) { explicitMicro = explicitMicro || f.Name == "micro" })
 	if o.quick && !explicitMicro {
@@ -109,6 +110,18 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		o.scenarios, o.writePath, o.micro, o.out = []string{"fanout"}, false, false, ""
 	}
 	return o, nil
+}
+
+// commandLine is how the tool was run, for the report.
+func commandLine(args []string) string {
+	parts := []string{"go run ./tools/bench"}
+	for _, a := range args {
+		if a == "" || strings.ContainsAny(a, " \t'\"") {
+			a = strconv.Quote(a)
+		}
+		parts = append(parts, a)
+	}
+	return strings.Join(parts, " ")
 }
 
 // bench holds what every scenario uses.
@@ -186,11 +199,11 @@ func run(ctx context.Context, opts options, stdout, stderr io.Writer) (*report, 
 	}
 	for _, name := range opts.scenarios {
 		b.logf("scenario %s", name)
-		results, err := b.scenario(ctx, name)
+		sr, err := b.scenario(ctx, name)
 		if err != nil {
 			return nil, fmt.Errorf("scenario %s: %w", name, err)
 		}
-		rep.scenarios = append(rep.scenarios, scenarioResults{name: name, results: results})
+		rep.scenarios = append(rep.scenarios, sr)
 	}
 	if opts.writePath {
 		b.logf("write path: inserts with and without the trigger")
@@ -220,7 +233,7 @@ func run(ctx context.Context, opts options, stdout, stderr io.Writer) (*report, 
 }
 
 // scenario runs one named scenario at the size --quick asks for.
-func (b *bench) scenario(ctx context.Context, name string) ([]result, error) {
+func (b *bench) scenario(ctx context.Context, name string) (scenarioResults, error) {
 	q := b.opts.quick
 	pick := func(full, quick int) int {
 		if q {
@@ -228,30 +241,41 @@ func (b *bench) scenario(ctx context.Context, name string) ([]result, error) {
 		}
 		return full
 	}
+	sr := scenarioResults{name: name}
 	var runs []stream
 	switch name {
 	case "latency":
-		for _, subs := range []int{pick(100, 20), pick(400, 60)} {
-			runs = append(runs, stream{name: fmt.Sprintf("latency-%d", subs), subs: subs, rate: 200, rows: pick(1000, 200)})
+		small, large, rows := pick(100, 20), pick(400, 60), pick(1000, 200)
+		for _, subs := range []int{small, large} {
+			runs = append(runs, stream{name: fmt.Sprintf("latency-%d", subs), subs: subs, rate: 200, rows: rows})
 		}
+		sr.desc = fmt.Sprintf("%d, then %d subscribers on one channel while one writer inserts %d rows at 200 rows/s (paced).", small, large, rows)
 	case "fanout":
-		runs = append(runs, stream{name: "fanout", subs: pick(1000, 100), rows: pick(2000, 300), writers: 4})
+		s := stream{name: "fanout", subs: pick(1000, 100), rows: pick(2000, 300), writers: 4}
+		runs = append(runs, s)
+		sr.desc = fmt.Sprintf("%d subscribers on one channel; %d writer connections insert %d rows as fast as they commit.", s.subs, s.writers, s.rows)
 	case "churn":
-		runs = append(runs, stream{name: "churn", subs: pick(200, 40), rate: 200, rows: pick(1000, 300), pad: 2000, vanish: 0.1})
+		s := stream{name: "churn", subs: pick(200, 40), rate: 200, rows: pick(1000, 300), pad: 2000, vanish: 0.1}
+		runs = append(runs, s)
+		sr.desc = fmt.Sprintf("%d subscribers, %d rows at 200 rows/s, each padded with %d bytes; after a third of the rows, "+
+			"10%% of the subscribers vanish: half close their socket at once, half stop reading and stay connected. "+
+			"The table counts the survivors, who must get everything.", s.subs, s.rows, s.pad)
 	case "idle":
-		r, err := b.runIdle(ctx, pick(10000, 300))
-		return []result{r}, err
+		n := pick(10000, 300)
+		r, err := b.runIdle(ctx, n)
+		sr.results = []result{r}
+		sr.desc = fmt.Sprintf("%d subscribed connections that receive nothing (spread over %d loopback source addresses), then one row.", n, sourceIPs)
+		return sr, err
 	}
-	var results []result
 	for _, s := range runs {
 		r, err := b.runStream(ctx, s)
 		if err != nil {
-			return nil, err
+			return sr, err
 		}
 		b.logf("%s", r.oneLine())
-		results = append(results, r)
+		sr.results = append(sr.results, r)
 	}
-	return results, nil
+	return sr, nil
 }
 
 // profileFanout runs fanout against an in-process gateway and writes a CPU
@@ -265,14 +289,14 @@ func (b *bench) profileFanout(ctx context.Context, rep *report) error {
 	var profErr error
 	b.onStreamStart = func() { profErr = pprof.StartCPUProfile(f) }
 	b.onStreamEnd = pprof.StopCPUProfile
-	results, err := b.scenario(ctx, "fanout")
+	sr, err := b.scenario(ctx, "fanout")
 	if err != nil {
 		return err
 	}
 	if profErr != nil {
 		return fmt.Errorf("start CPU profile: %w", profErr)
 	}
-	rep.scenarios = append(rep.scenarios, scenarioResults{name: "fanout", results: results})
+	rep.scenarios = append(rep.scenarios, sr)
 	b.logf("wrote %s (gateway and bench client in one process); read it with:\n"+
 		"  go tool pprof -top -focus 'ripple/backend|lxzan/gws|jackc/pgx' %s", b.opts.profile, b.opts.profile)
 	return nil

@@ -24,6 +24,7 @@ type report struct {
 // scenarioResults are the runs of one scenario.
 type scenarioResults struct {
 	name    string
+	desc    string
 	results []result
 }
 
@@ -87,9 +88,9 @@ func (r *report) markdown() string {
 	p("\n")
 
 	for _, s := range r.scenarios {
-		p("## %s\n\n%s\n\n", s.name, scenarioBlurb[s.name])
-		p("| run | subscribers | rows | expected | received | duplicates | seq breaks | resyncs | p50 | p95 | p99 | max | deliveries/s | tail | gateway CPU | gateway peak RSS |\n")
-		p("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+		p("## %s\n\n%s\n\n", s.name, s.desc)
+		p("| run | subscribers | rows | expected | received | duplicates | seq breaks | resyncs | p50 | p95 | p99 | max | deliveries/s | tail | gateway CPU | gateway peak RSS | bench client CPU |\n")
+		p("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
 		for _, res := range s.results {
 			subs := fmt.Sprint(res.subs)
 			if res.vanished > 0 {
@@ -97,21 +98,21 @@ func (r *report) markdown() string {
 			}
 			cpu, rss := "in-process", "in-process"
 			if res.gwMeasured {
-				cpu = fmt.Sprintf("%.2f s (%.0f%% of a core)", res.gwCPU.Seconds(), 100*res.gwCPU.Seconds()/max(res.wall.Seconds(), 1e-9))
-				rss = fmtBytes(float64(res.gwPeakRSS))
+				cpu, rss = fmtCPU(res.gwCPU, res.wall), fmtBytes(float64(res.gwPeakRSS))
 			}
-			p("| %s gateway | %s | %d | %d | %d | %d | %d | %d | %s | %s | %s | %s | %.0f | %s | %s | %s |\n",
+			p("| %s gateway | %s | %d | %d | %d | %d | %d | %d | %s | %s | %s | %s | %.0f | %s | %s | %s | %s |\n",
 				res.name, subs, res.rows, res.expected, res.received, res.dups, res.breaks, res.resyncs,
-				fmtDur(res.lat.p50), fmtDur(res.lat.p95), fmtDur(res.lat.p99), fmtDur(res.lat.max), res.rate, fmtDur(res.tail), cpu, rss)
+				fmtDur(res.lat.p50), fmtDur(res.lat.p95), fmtDur(res.lat.p99), fmtDur(res.lat.max), res.rate, fmtDur(res.tail), cpu, rss,
+				fmtCPU(res.clientCPU, res.wall))
 			if f := res.floor; f != nil {
-				p("| %s LISTEN floor | 1 | %d | %d | %d | %d | – | – | %s | %s | %s | %s | %.0f | – | – | – |\n",
+				p("| %s LISTEN floor | 1 | %d | %d | %d | %d | – | – | %s | %s | %s | %s | %.0f | – | – | – | – |\n",
 					res.name, res.rows, res.rows, f.received, f.dups, fmtDur(f.lat.p50), fmtDur(f.lat.p95), fmtDur(f.lat.p99), fmtDur(f.lat.max), f.rate)
 			}
 		}
 		for _, res := range s.results {
 			if res.perConnRSS != 0 || res.perConnGo != 0 {
-				p("\nGateway memory per idle subscribed connection (%d connections): %s of RSS, %s of Go heap and stacks in use (deltas before and after connecting, read from `/proc` and `/metrics`).\n",
-					res.subs, fmtBytes(res.perConnRSS), fmtBytes(res.perConnGo))
+				p("\nGateway memory per idle subscribed connection (%d connections): %s of RSS, %s of Go heap and stacks in use (deltas before and after connecting, read from `/proc` and `/metrics`). Connecting and subscribing them all took %s and %.2f s of gateway CPU; the table's CPU columns cover the one change.\n",
+					res.subs, fmtBytes(res.perConnRSS), fmtBytes(res.perConnGo), fmtDur(res.connectTime), res.connectCPU.Seconds())
 			}
 			if len(res.clientErrs) > 0 {
 				p("\n%s: %d client errors, first: `%s`\n", res.name, len(res.clientErrs), res.clientErrs[0])
@@ -141,13 +142,6 @@ func (r *report) markdown() string {
 		p("## Go micro-benchmarks\n\n`go test -run '^$' -bench . -benchmem ./backend/...`:\n\n```\n%s```\n", r.micro)
 	}
 	return b.String()
-}
-
-var scenarioBlurb = map[string]string{
-	"latency": "Subscribers on one channel while one writer inserts 200 rows per second (paced) for 5 s.",
-	"fanout":  "1,000 subscribers on one channel; four writer connections insert 2,000 rows as fast as they commit.",
-	"idle":    "10,000 subscribed connections that receive nothing (spread over 8 loopback source addresses), then one row.",
-	"churn":   "200 subscribers, 200 rows/s of rows padded to 2 KB; after a third of the rows, 10% of the subscribers vanish: half close their socket at once, half stop reading and stay connected. The table counts the survivors, who must get everything.",
 }
 
 // target is one target of issue 8 and what this run reached.
@@ -196,6 +190,15 @@ func (r *report) targets() []target {
 		ts = append(ts, target{"write path: trigger cost on single-row inserts measured", "see Write path", true})
 	}
 	return ts
+}
+
+// fmtCPU shows CPU time, and the share of one core over wall when the
+// window is long enough for the share to mean something.
+func fmtCPU(cpu, wall time.Duration) string {
+	if wall < 500*time.Millisecond {
+		return fmt.Sprintf("%.2f s", cpu.Seconds())
+	}
+	return fmt.Sprintf("%.2f s (%.0f%% of a core)", cpu.Seconds(), 100*cpu.Seconds()/wall.Seconds())
 }
 
 func yesNo(b bool) string {

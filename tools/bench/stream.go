@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -46,10 +47,13 @@ type result struct {
 	gwCPU      time.Duration
 	gwPeakRSS  int64
 	gwMeasured bool
+	clientCPU  time.Duration // the bench process (subscribers, writers, floor)
 	wall       time.Duration // first send to last delivery
 
 	// idle only.
 	perConnRSS, perConnGo float64
+	connectTime           time.Duration
+	connectCPU            time.Duration // the gateway's, while the clients connected
 }
 
 // floorResult is what the raw LISTEN client measured in the same run.
@@ -103,6 +107,10 @@ func (b *bench) runStream(ctx context.Context, s stream) (result, error) {
 	if err != nil {
 		return result{}, err
 	}
+	c0, err := readProcUsage(os.Getpid())
+	if err != nil {
+		return result{}, err
+	}
 	if b.onStreamStart != nil {
 		b.onStreamStart()
 	}
@@ -118,6 +126,10 @@ func (b *bench) runStream(ctx context.Context, s stream) (result, error) {
 	if err != nil {
 		return result{}, err
 	}
+	c1, err := readProcUsage(os.Getpid())
+	if err != nil {
+		return result{}, err
+	}
 	stopReading()
 	closeSubscribers(subs)
 	fl.stop()
@@ -128,6 +140,7 @@ func (b *bench) runStream(ctx context.Context, s stream) (result, error) {
 	r.gwMeasured = measured
 	r.gwCPU = u1.cpu - u0.cpu
 	r.gwPeakRSS = u1.peakRSS
+	r.clientCPU = c1.cpu - c0.cpu
 	if !complete {
 		b.logf("%s: not every delivery arrived before the deadline", s.name)
 	}
