@@ -1,0 +1,79 @@
+package harness
+
+import (
+	"context"
+	"flag"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ripple-rt/ripple/backend/config"
+	"github.com/ripple-rt/ripple/backend/server"
+)
+
+// StartGateway runs a gateway in-process on a free local port, serving the
+// database at url with the configuration's defaults, and shuts it down when
+// the test ends. Its log goes to the test log.
+func StartGateway(t testing.TB, url string) *server.Server {
+	t.Helper()
+	cfg, err := config.Load(flag.NewFlagSet("e2e", flag.ContinueOnError), func(key string) string {
+		switch key {
+		case "DATABASE_URL":
+			return url
+		case "RIPPLE_ADDR":
+			return "127.0.0.1:0"
+		case "RIPPLE_LOG_LEVEL":
+			return "debug"
+		}
+		return ""
+	}, true)
+	if err != nil {
+		t.Fatalf("gateway config: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	log := testLogger(t)
+	srv, err := server.Start(ctx, cfg, log)
+	if err != nil {
+		t.Fatalf("start gateway: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := srv.Close(ctx); err != nil {
+			t.Errorf("stop gateway: %v", err)
+		}
+	})
+	return srv
+}
+
+// testLogger returns a logger writing to t's log until the test's cleanup
+// starts (registered first, its stop runs last), and silent afterwards: a
+// test log must not be written after the test ends.
+func testLogger(t testing.TB) *slog.Logger {
+	w := &testLogWriter{t: t}
+	t.Cleanup(w.stop)
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+type testLogWriter struct {
+	t       testing.TB
+	mu      sync.Mutex
+	stopped bool
+}
+
+func (w *testLogWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.stopped {
+		w.t.Logf("gateway: %s", p)
+	}
+	return len(p), nil
+}
+
+func (w *testLogWriter) stop() {
+	w.mu.Lock()
+	w.stopped = true
+	w.mu.Unlock()
+}
