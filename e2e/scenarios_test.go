@@ -358,3 +358,26 @@ func TestTwoGatewaysOnOneDatabase(t *testing.T) {
 		c.WaitData("projects", want)
 	}
 }
+
+func node(t *testing.T, wsURL string, db harness.Querier) *harness.Client {
+	return harness.NewNodeClient(t, wsURL, db, harness.ClientOptions{})
+}
+
+// Scenario 9: scenarios 1–3 again with the same bundle under Node, as a
+// cross-check that the WebAssembly engine hides no bug.
+func TestNodeCrossCheck(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name string
+		run  func(*testing.T, newClientFunc)
+	}{
+		{"insert update delete", scenarioInsertUpdateDelete},
+		{"two subscribed one not", scenarioTwoSubscribedOneNot},
+		{"filtered jobs", scenarioFilteredJobs},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			tt.run(t, node)
+		})
+	}
+}
