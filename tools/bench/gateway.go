@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -178,19 +177,9 @@ func readProcUsage(pid int) (procUsage, error) {
 	if err != nil {
 		return u, err
 	}
-	// Fields after the command name (which may hold spaces) start at ") ".
-	i := bytes.LastIndexByte(stat, ')')
-	if i < 0 {
-		return u, fmt.Errorf("unexpected /proc/%d/stat: %q", pid, stat)
+	if u.cpu, err = parseStatCPU(stat); err != nil {
+		return u, err
 	}
-	fields := strings.Fields(string(stat[i+1:]))
-	// utime and stime are fields 14 and 15 of stat; fields[0] is field 3.
-	if len(fields) < 13 {
-		return u, fmt.Errorf("unexpected /proc/%d/stat: %q", pid, stat)
-	}
-	utime, _ := strconv.ParseInt(fields[11], 10, 64)
-	stime, _ := strconv.ParseInt(fields[12], 10, 64)
-	u.cpu = time.Duration(utime+stime) * time.Second / clockTicks
 	status, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return u, err

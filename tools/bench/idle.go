@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
 	"time"
 )
 
@@ -50,7 +49,7 @@ func (b *bench) runIdle(ctx context.Context, n int) (result, error) {
 		return result{}, err
 	}
 	defer fl.stop()
-	c0, err := readProcUsage(os.Getpid())
+	cpu0, _, err := snapshotCPU(gw)
 	if err != nil {
 		return result{}, err
 	}
@@ -59,11 +58,7 @@ func (b *bench) runIdle(ctx context.Context, n int) (result, error) {
 		return result{}, err
 	}
 	complete := b.waitDelivered(ctx, subs, fl, 1)
-	u2, _, err := gw.usage()
-	if err != nil {
-		return result{}, err
-	}
-	c1, err := readProcUsage(os.Getpid())
+	cpu1, _, err := snapshotCPU(gw)
 	if err != nil {
 		return result{}, err
 	}
@@ -76,11 +71,10 @@ func (b *bench) runIdle(ctx context.Context, n int) (result, error) {
 	r := summarizeSubs("idle", subs, 1, w)
 	r.floor = summarizeFloor(fl, w)
 	r.gwMeasured = measured
-	r.gwCPU = u2.cpu - u1.cpu
-	r.clientCPU = c1.cpu - c0.cpu
+	r.cpu = cpu1.since(cpu0)
 	r.connectCPU = u1.cpu - u0.cpu
 	r.connectTime = connected
-	r.gwPeakRSS = u2.peakRSS
+	r.gwPeakRSS = cpu1.gateway.peakRSS
 	r.perConnRSS = float64(u1.rss-u0.rss) / float64(n)
 	r.perConnGo = (go1 - go0) / float64(n)
 	b.logf("%s", r.oneLine())

@@ -191,6 +191,12 @@ func run(ctx context.Context, opts options, stdout, stderr io.Writer) (*report, 
 	if rep.machine, err = b.machine(ctx); err != nil {
 		return nil, err
 	}
+	if rep.background, err = backgroundLoad(ctx, opts.quick); err != nil {
+		return nil, err
+	}
+	if rep.background > 0.2 {
+		b.logf("warning: the machine is already busy (%.0f%% of one core) before the benchmark starts: the numbers will be noisy", 100*rep.background)
+	}
 	if opts.profile != "" {
 		if err := b.profileFanout(ctx, rep); err != nil {
 			return nil, err
@@ -249,7 +255,9 @@ func (b *bench) scenario(ctx context.Context, name string) (scenarioResults, err
 		for _, subs := range []int{small, large} {
 			runs = append(runs, stream{name: fmt.Sprintf("latency-%d", subs), subs: subs, rate: 200, rows: rows})
 		}
-		sr.desc = fmt.Sprintf("%d, then %d subscribers on one channel while one writer inserts %d rows at 200 rows/s (paced).", small, large, rows)
+		runs = append(runs, stream{name: "latency-floor", rate: 200, rows: rows, floorOnly: true})
+		sr.desc = fmt.Sprintf("%d, then %d subscribers on one channel while one writer inserts %d rows at 200 rows/s (paced); "+
+			"then the same writes with only the LISTEN client and no gateway (latency-floor), the floor of the targets.", small, large, rows)
 	case "fanout":
 		s := stream{name: "fanout", subs: pick(1000, 100), rows: pick(2000, 300), writers: 4}
 		runs = append(runs, s)

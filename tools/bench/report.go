@@ -12,13 +12,16 @@ import (
 
 // report is everything one run of the tool measured.
 type report struct {
-	command   string
-	quick     bool
-	started   time.Time
-	machine   machine
-	scenarios []scenarioResults
-	writePath []writeResult
-	micro     string
+	command string
+	quick   bool
+	started time.Time
+	machine machine
+	// background is the machine's busy time per second, in cores, measured
+	// before the first scenario (other work on the machine).
+	background float64
+	scenarios  []scenarioResults
+	writePath  []writeResult
+	micro      string
 }
 
 // scenarioResults are the runs of one scenario.
@@ -78,8 +81,9 @@ func (r *report) markdown() string {
 	}
 	p("\n\nEverything runs on one machine over loopback: Postgres (a throwaway cluster), the gateway (`ripple serve`, a separate process, default settings), and the bench client (github.com/coder/websocket subscribers, pgx writers, a raw pgx `LISTEN` client). They share the CPUs.\n\n")
 	p("| machine | |\n| --- | --- |\n")
-	p("| CPU | %s |\n| cores (nproc) | %d |\n| kernel | %s |\n| Go | %s |\n| Postgres | %s |\n\n", r.machine.cpu, r.machine.nproc, r.machine.kernel, r.machine.goVersion, r.machine.postgres)
-	p("Latency is from the moment the writer sends the row's INSERT (the row carries that time in `sent_at`, unix nanoseconds) to the moment the client has read the frame holding it; so it includes the INSERT's round trip and commit, for the gateway and the `LISTEN` floor alike. *Seq breaks* counts changes whose `seq` is not the previous one + 1 (a gap or a reordering). *Deliveries/s* divides the distinct changes received by the time from the first send to the last delivery. *Tail* is the last delivery's time after the last commit. Gateway CPU is user + system time of the gateway process (`/proc/<pid>/stat`) during the stream; peak RSS is its `VmHWM`.\n\n")
+	p("| CPU | %s |\n| cores (nproc) | %d |\n| kernel | %s |\n| Go | %s |\n| Postgres | %s |\n", r.machine.cpu, r.machine.nproc, r.machine.kernel, r.machine.goVersion, r.machine.postgres)
+	p("| load before the run | %.0f%% of one core busy with other work |\n\n", 100*r.background)
+	p("Latency is from the moment the writer sends the row's INSERT (the row carries that time in `sent_at`, unix nanoseconds) to the moment the client has read the frame holding it; so it includes the INSERT's round trip and commit, for the gateway and the `LISTEN` floor alike. *Seq breaks* counts changes whose `seq` is not the previous one + 1 (a gap or a reordering). *Deliveries/s* divides the distinct changes received by the time from the first send to the last delivery. *Tail* is the last delivery's time after the last commit. *Wall* runs from the first send to the last delivery. CPU columns are user + system time during the stream (`/proc/<pid>/stat`; Postgres: all its processes; *machine busy*: all cores, from `/proc/stat`), with the share of one core over the wall time in parentheses; gateway peak RSS is the gateway process's `VmHWM`. Each run starts a fresh gateway process.\n\n")
 
 	p("## Targets (issue 8)\n\n| target | reached | met |\n| --- | --- | --- |\n")
 	for _, t := range r.targets() {
@@ -89,25 +93,35 @@ func (r *report) markdown() string {
 
 	for _, s := range r.scenarios {
 		p("## %s\n\n%s\n\n", s.name, s.desc)
-		p("| run | subscribers | rows | expected | received | duplicates | seq breaks | resyncs | p50 | p95 | p99 | max | deliveries/s | tail | gateway CPU | gateway peak RSS | bench client CPU |\n")
-		p("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+		p("| run | subscribers | rows | expected | received | duplicates | seq breaks | resyncs | p50 | p95 | p99 | max | deliveries/s | tail |\n")
+		p("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
 		for _, res := range s.results {
-			subs := fmt.Sprint(res.subs)
-			if res.vanished > 0 {
-				subs = fmt.Sprintf("%d (+%d vanished)", res.subs, res.vanished)
+			if !res.floorOnly {
+				subs := fmt.Sprint(res.subs)
+				if res.vanished > 0 {
+					subs = fmt.Sprintf("%d (+%d vanished)", res.subs, res.vanished)
+				}
+				p("| %s gateway | %s | %d | %d | %d | %d | %d | %d | %s | %s | %s | %s | %.0f | %s |\n",
+					res.name, subs, res.rows, res.expected, res.received, res.dups, res.breaks, res.resyncs,
+					fmtDur(res.lat.p50), fmtDur(res.lat.p95), fmtDur(res.lat.p99), fmtDur(res.lat.max), res.rate, fmtDur(res.tail))
 			}
-			cpu, rss := "in-process", "in-process"
-			if res.gwMeasured {
-				cpu, rss = fmtCPU(res.gwCPU, res.wall), fmtBytes(float64(res.gwPeakRSS))
-			}
-			p("| %s gateway | %s | %d | %d | %d | %d | %d | %d | %s | %s | %s | %s | %.0f | %s | %s | %s | %s |\n",
-				res.name, subs, res.rows, res.expected, res.received, res.dups, res.breaks, res.resyncs,
-				fmtDur(res.lat.p50), fmtDur(res.lat.p95), fmtDur(res.lat.p99), fmtDur(res.lat.max), res.rate, fmtDur(res.tail), cpu, rss,
-				fmtCPU(res.clientCPU, res.wall))
 			if f := res.floor; f != nil {
-				p("| %s LISTEN floor | 1 | %d | %d | %d | %d | – | – | %s | %s | %s | %s | %.0f | – | – | – | – |\n",
+				p("| %s LISTEN floor | 1 | %d | %d | %d | %d | – | – | %s | %s | %s | %s | %.0f | – |\n",
 					res.name, res.rows, res.rows, f.received, f.dups, fmtDur(f.lat.p50), fmtDur(f.lat.p95), fmtDur(f.lat.p99), fmtDur(f.lat.max), f.rate)
 			}
+		}
+		p("\n| run | wall | gateway CPU | gateway peak RSS | Postgres CPU | bench CPU | everything else | machine busy (%d cores) |\n", r.machine.nproc)
+		p("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+		for _, res := range s.results {
+			cpu, rss := "in-process", "in-process"
+			switch {
+			case res.floorOnly:
+				cpu, rss = "no gateway", "–"
+			case res.gwMeasured:
+				cpu, rss = fmtCPU(res.cpu.gateway, res.wall), fmtBytes(float64(res.gwPeakRSS))
+			}
+			p("| %s | %s | %s | %s | %s | %s | %s | %s |\n", res.name, fmtDur(res.wall), cpu, rss,
+				fmtCPU(res.cpu.postgres, res.wall), fmtCPU(res.cpu.bench, res.wall), fmtCPU(res.cpu.other(), res.wall), fmtCPU(res.cpu.machine, res.wall))
 		}
 		for _, res := range s.results {
 			if res.perConnRSS != 0 || res.perConnGo != 0 {
@@ -152,10 +166,13 @@ type target struct {
 
 func (r *report) targets() []target {
 	var ts []target
-	if l100, ok := r.find("latency-100"); ok && l100.floor != nil {
-		d := l100.lat.p99 - l100.floor.lat.p99
+	l100, ok100 := r.find("latency-100")
+	fl, okFloor := r.find("latency-floor")
+	if ok100 && okFloor && fl.floor != nil {
+		d := l100.lat.p99 - fl.floor.lat.p99
 		ts = append(ts, target{"latency, 100 subscribers: p99 within 1.5 ms of the LISTEN floor",
-			fmt.Sprintf("p99 %s vs floor %s (%+.2f ms)", fmtDur(l100.lat.p99), fmtDur(l100.floor.lat.p99), float64(d)/1e6),
+			fmt.Sprintf("p99 %s vs floor %s alone (%+.2f ms); the LISTEN client in the same run: %s",
+				fmtDur(l100.lat.p99), fmtDur(fl.floor.lat.p99), float64(d)/1e6, fmtDur(l100.floor.lat.p99)),
 			d <= 1500*time.Microsecond})
 	}
 	if l400, ok := r.find("latency-400"); ok {
@@ -174,6 +191,9 @@ func (r *report) targets() []target {
 	var bad []string
 	for _, s := range r.scenarios {
 		for _, res := range s.results {
+			if res.floorOnly {
+				continue
+			}
 			if res.received != res.expected || res.dups != 0 || res.breaks != 0 || res.resyncs != 0 {
 				bad = append(bad, fmt.Sprintf("%s: %d/%d, %d dups, %d breaks, %d resyncs", res.name, res.received, res.expected, res.dups, res.breaks, res.resyncs))
 			}
@@ -198,7 +218,7 @@ func fmtCPU(cpu, wall time.Duration) string {
 	if wall < 500*time.Millisecond {
 		return fmt.Sprintf("%.2f s", cpu.Seconds())
 	}
-	return fmt.Sprintf("%.2f s (%.0f%% of a core)", cpu.Seconds(), 100*cpu.Seconds()/wall.Seconds())
+	return fmt.Sprintf("%.2f s (%.0f%%)", cpu.Seconds(), 100*cpu.Seconds()/wall.Seconds())
 }
 
 func yesNo(b bool) string {

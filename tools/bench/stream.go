@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -27,14 +26,17 @@ type stream struct {
 	// after a third of the rows: half close their socket at once, half
 	// stop reading and stay connected (a client whose network went away).
 	vanish float64
+	// floorOnly runs the LISTEN client alone: no gateway, no subscribers.
+	floorOnly bool
 }
 
 // result is what one run measured.
 type result struct {
-	name     string
-	subs     int // subscribers counted (survivors in churn)
-	vanished int
-	rows     int
+	name      string
+	floorOnly bool
+	subs      int // subscribers counted (survivors in churn)
+	vanished  int
+	rows      int
 
 	expected, received, dups, breaks, resyncs int
 	clientErrs                                []string
@@ -44,10 +46,9 @@ type result struct {
 
 	floor *floorResult
 
-	gwCPU      time.Duration
+	cpu        cpuUsage
 	gwPeakRSS  int64
 	gwMeasured bool
-	clientCPU  time.Duration // the bench process (subscribers, writers, floor)
 	wall       time.Duration // first send to last delivery
 
 	// idle only.
@@ -69,18 +70,25 @@ func (b *bench) runStream(ctx context.Context, s stream) (result, error) {
 	if err := b.newTable(ctx, table, true); err != nil {
 		return result{}, err
 	}
-	gw, err := b.startGateway(ctx, table)
-	if err != nil {
-		return result{}, err
+	var (
+		gw  gateway
+		err error
+	)
+	if !s.floorOnly {
+		if gw, err = b.startGateway(ctx, table); err != nil {
+			return result{}, err
+		}
+		defer gw.stop()
 	}
-	defer gw.stop()
 	readCtx, stopReading := context.WithCancel(context.Background())
 	defer stopReading()
-	subs, err := openSubscribers(ctx, b.http, gw.wsURL(), table, s.subs, s.rows, readCtx)
-	if err != nil {
-		return result{}, err
+	var subs []*subscriber
+	if !s.floorOnly {
+		if subs, err = openSubscribers(ctx, b.http, gw.wsURL(), table, s.subs, s.rows, readCtx); err != nil {
+			return result{}, err
+		}
+		defer closeSubscribers(subs)
 	}
-	defer closeSubscribers(subs)
 	fl, err := startFloor(ctx, b.pg.URL, table, s.rows)
 	if err != nil {
 		return result{}, err
@@ -103,11 +111,7 @@ func (b *bench) runStream(ctx context.Context, s stream) (result, error) {
 		vanishAt = s.rows / 3
 	}
 
-	u0, measured, err := gw.usage()
-	if err != nil {
-		return result{}, err
-	}
-	c0, err := readProcUsage(os.Getpid())
+	cpu0, measured, err := snapshotCPU(gw)
 	if err != nil {
 		return result{}, err
 	}
@@ -122,11 +126,7 @@ func (b *bench) runStream(ctx context.Context, s stream) (result, error) {
 	if b.onStreamEnd != nil {
 		b.onStreamEnd()
 	}
-	u1, _, err := gw.usage()
-	if err != nil {
-		return result{}, err
-	}
-	c1, err := readProcUsage(os.Getpid())
+	cpu1, _, err := snapshotCPU(gw)
 	if err != nil {
 		return result{}, err
 	}
@@ -136,11 +136,14 @@ func (b *bench) runStream(ctx context.Context, s stream) (result, error) {
 
 	r := summarizeSubs(s.name, survivors, s.rows, w)
 	r.vanished = nVanish
+	r.floorOnly = s.floorOnly
 	r.floor = summarizeFloor(fl, w)
+	if s.floorOnly {
+		r.wall = time.Duration(fl.lastAt - w.firstSend)
+	}
 	r.gwMeasured = measured
-	r.gwCPU = u1.cpu - u0.cpu
-	r.gwPeakRSS = u1.peakRSS
-	r.clientCPU = c1.cpu - c0.cpu
+	r.cpu = cpu1.since(cpu0)
+	r.gwPeakRSS = cpu1.gateway.peakRSS
 	if !complete {
 		b.logf("%s: not every delivery arrived before the deadline", s.name)
 	}
