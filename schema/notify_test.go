@@ -285,15 +285,15 @@ func TestNotifyAsWriterWithoutRightsOnRippleSchema(t *testing.T) {
 		}
 		t.Fatalf("create role: %v", err)
 	}
+	t.Cleanup(func() { // roles outlive the test's database
+		execAll(t, conn, "DROP OWNED BY "+quoted, "DROP ROLE "+quoted)
+	})
 	execAll(t, conn,
 		"REVOKE ALL ON SCHEMA ripple FROM PUBLIC",
 		"CREATE TABLE docs (id int PRIMARY KEY, body text)",
 		"GRANT INSERT, UPDATE ON docs TO "+quoted,
 		"SELECT ripple.enable('docs')",
 	)
-	t.Cleanup(func() { // roles outlive the test's database
-		execAll(t, conn, "DROP OWNED BY "+quoted, "DROP ROLE "+quoted)
-	})
 	listener := listen(t, url, "docs")
 	execAll(t, conn,
 		"SET ROLE "+quoted,
