@@ -314,6 +314,7 @@ func (h *Host) loop(started chan<- error) {
 		case <-clock.C:
 			for _, id := range h.timers.due(time.Now()) {
 				h.runJS("timer", fmt.Sprintf("__jshost_timer_fire(%d)", id))
+				h.settle()
 			}
 		}
 	}
@@ -337,15 +338,14 @@ func (h *Host) runQueued() {
 
 // runJS runs src for its effects and reports an exception as a test failure:
 // it is used for callbacks (timers, socket events) that have no caller to
-// return an error to.
+// return an error to. The caller settles afterwards.
 func (h *Host) runJS(name, src string) {
 	v, err := h.ctx.Eval(name, qjs.Code(src))
 	if err != nil {
 		h.tb.Errorf("jshost: %s: %v", name, err)
-	} else {
-		v.Free()
+		return
 	}
-	h.settle()
+	v.Free()
 }
 
 // settle drains microtasks, then resolves the waiters whose condition holds.

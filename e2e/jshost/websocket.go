@@ -168,10 +168,8 @@ func (h *Host) openSocket(id int64, url string, protocols []string) {
 		if err != nil {
 			h.forgetSocket(id)
 			h.tb.Logf("jshost: WebSocket %s: %v", url, err)
-			h.post(func() {
-				h.runJS("ws", fmt.Sprintf("__jshost_ws_event(%d, %q)", id, "error"))
-				h.runJS("ws", fmt.Sprintf("__jshost_ws_event(%d, %q, 1006, \"\", false)", id, "close"))
-			})
+			h.post(func() { h.runJS("ws", fmt.Sprintf("__jshost_ws_event(%d, %q)", id, "error")) })
+			h.post(func() { h.runJS("ws", fmt.Sprintf("__jshost_ws_event(%d, %q, 1006, \"\", false)", id, "close")) })
 			return
 		}
 		h.sockets.mu.Lock()
