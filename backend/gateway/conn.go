@@ -1,14 +1,17 @@
 package gateway
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"sync/atomic"
+	"time"
 
 	"github.com/lxzan/gws"
 
+	"github.com/ripple-rt/ripple/backend/auth"
 	"github.com/ripple-rt/ripple/backend/hub"
 	"github.com/ripple-rt/ripple/backend/protocol"
 )
@@ -21,8 +24,19 @@ type conn struct {
 	srv    *Server
 	seed   bool
 	socket *gws.Conn
+	// ip is the client's address, counted against MaxConnsPerIP.
+	ip string
 	// subs holds the subscriptions by sub id (v1) or channel (seed).
-	subs map[string]*hub.Subscription
+	subs map[string]sub
+	// identity is the holder of the connection's current token; nil
+	// before a valid one arrived (or without authentication).
+	identity *auth.Identity
+	// deadlineSlot is the connection's bucket in the server's deadlines,
+	// guarded by their lock; 0 when it has none.
+	deadlineSlot int64
+	// bucket and strikes rate-limit subscribe, unsubscribe and auth.
+	bucket  tokenBucket
+	strikes int
 	// awaitingPong is set by each server ping and cleared by any frame
 	// from the client.
 	awaitingPong atomic.Bool
@@ -31,9 +45,17 @@ type conn struct {
 	sendQueue
 }
 
-func (c *conn) init(socket *gws.Conn) {
+// sub is one of a connection's subscriptions and the grant it was made under.
+type sub struct {
+	s     *hub.Subscription
+	grant *auth.Grant
+}
+
+func (c *conn) init(socket *gws.Conn, ip string) {
 	c.socket = socket
-	c.subs = make(map[string]*hub.Subscription)
+	c.ip = ip
+	c.subs = make(map[string]sub)
+	c.bucket = tokenBucket{rate: c.srv.opts.SubscribeRate, burst: c.srv.burst, tokens: c.srv.burst}
 	c.pingFn = c.ping
 	c.sendQueue.init(c)
 }
@@ -72,6 +94,9 @@ func (events) OnMessage(socket *gws.Conn, msg *gws.Message) {
 	defer msg.Close()
 	c := session(socket)
 	c.awaitingPong.Store(false)
+	if c.closingNow() {
+		return // the connection is being closed: nothing more is answered
+	}
 	if c.seed {
 		c.handleSeed(msg.Bytes())
 	} else {
@@ -85,14 +110,20 @@ func (c *conn) handle(data []byte) {
 	if perr != nil {
 		c.sendError(perr)
 		if perr.Code == protocol.ErrMessageTooLarge {
+			c.srv.opts.Metrics.PolicyCloses.WithLabelValues("message_too_large").Inc()
 			c.close(protocol.ClosePolicy, "message too large", true)
 		}
 		return
 	}
+	switch msg.(type) {
+	case *protocol.AuthMessage, *protocol.SubscribeMessage, *protocol.UnsubscribeMessage:
+		if !c.admit() {
+			return
+		}
+	}
 	switch m := msg.(type) {
 	case *protocol.AuthMessage:
-		// This gateway runs without authentication (RIPPLE_AUTH=none):
-		// a token is accepted and not checked.
+		c.authenticate(m.Token)
 	case *protocol.SubscribeMessage:
 		c.subscribe(m)
 	case *protocol.UnsubscribeMessage:
@@ -102,17 +133,46 @@ func (c *conn) handle(data []byte) {
 	}
 }
 
+// admit takes a token from the connection's bucket, or answers
+// rate_limited (and closes with 4008 after maxStrikes in a row).
+func (c *conn) admit() bool {
+	if c.bucket.take(time.Now()) {
+		c.strikes = 0
+		return true
+	}
+	c.strikes++
+	perr := protocol.Errorf(protocol.ErrRateLimited, "more than %g subscribe, unsubscribe or auth messages per second", c.srv.opts.SubscribeRate)
+	if c.seed {
+		c.srv.opts.Metrics.Errors.WithLabelValues(string(perr.Code)).Inc()
+	} else {
+		c.sendError(perr)
+	}
+	if c.strikes >= maxStrikes {
+		c.srv.opts.Metrics.PolicyCloses.WithLabelValues("rate_limited").Inc()
+		c.close(protocol.ClosePolicy, "rate limit exceeded", true)
+	}
+	return false
+}
+
 func (c *conn) subscribe(m *protocol.SubscribeMessage) {
 	switch {
+	case c.srv.opts.Verifier != nil && c.identity == nil:
+		c.sendError(&protocol.Error{Code: protocol.ErrUnauthorized, Message: "authenticate first: send an auth message with a token", Sub: m.Sub})
+		return
 	case !c.srv.channels[m.Channel]:
 		c.sendError(&protocol.Error{Code: protocol.ErrUnknownChannel, Message: "no such channel: " + m.Channel, Sub: m.Sub})
 		return
-	case c.subs[m.Sub] != nil:
+	case c.subs[m.Sub].s != nil:
 		c.sendError(&protocol.Error{Code: protocol.ErrDuplicateSub, Message: "a subscription with this sub already exists", Sub: m.Sub})
 		return
 	case len(c.subs) >= c.srv.opts.MaxSubscriptions:
 		c.sendError(&protocol.Error{Code: protocol.ErrTooManySubscriptions, Sub: m.Sub,
 			Message: fmt.Sprintf("a connection may hold at most %d subscriptions", c.srv.opts.MaxSubscriptions)})
+		return
+	}
+	grant, err := c.authorize(m.Channel)
+	if err != nil {
+		c.sendError(&protocol.Error{Code: protocol.ErrForbidden, Message: err.Error(), Sub: m.Sub})
 		return
 	}
 	s, err := hub.NewSubscription(c, m.Sub, m.Channel, m.Filter)
@@ -124,19 +184,100 @@ func (c *conn) subscribe(m *protocol.SubscribeMessage) {
 		c.sendError(perr)
 		return
 	}
-	c.subs[m.Sub] = s
+	if err := s.Restrict(grant.Scope, grant.View); err != nil {
+		c.sendError(&protocol.Error{Code: protocol.ErrForbidden, Message: "the token's claims cannot scope " + m.Channel, Sub: m.Sub})
+		return
+	}
+	c.subs[m.Sub] = sub{s: s, grant: grant}
 	c.srv.opts.Metrics.Subscriptions.Inc()
 	c.srv.opts.Hub.Subscribe(s, m.Resume)
 }
 
+// authorize asks the rules what the connection's token may see of channel.
+func (c *conn) authorize(channel string) (*auth.Grant, error) {
+	var claims map[string]any
+	if c.identity != nil {
+		claims = c.identity.Claims
+	}
+	return c.srv.opts.Rules.Authorize(channel, claims)
+}
+
+// authenticate verifies a token from an auth message. A valid one becomes
+// the connection's identity and its exp the connection's deadline; the
+// subscriptions whose grant it changes are ended with forbidden. An
+// invalid one closes the connection with 4001. Without a Verifier, tokens
+// are ignored.
+func (c *conn) authenticate(token string) {
+	v := c.srv.opts.Verifier
+	if v == nil {
+		return
+	}
+	id, err := v.Verify(context.Background(), token)
+	if err != nil {
+		c.refuse(err)
+		return
+	}
+	first := c.identity == nil
+	c.identity = id
+	c.srv.deadlines.set(c, id.Expires)
+	if first {
+		return
+	}
+	for key, cs := range c.subs {
+		grant, err := c.authorize(cs.s.Channel())
+		if err == nil && grant.Same(cs.grant) {
+			continue
+		}
+		c.drop(key, cs.s)
+		if !c.seed {
+			c.sendError(&protocol.Error{Code: protocol.ErrForbidden, Sub: key,
+				Message: "the new token does not grant this subscription as it was made; subscribe again"})
+		}
+	}
+}
+
+// refuse answers a token that failed verification (unauthorized, or
+// token_expired) and closes the connection with 4001. The reason logged
+// and sent never holds the token.
+func (c *conn) refuse(err error) {
+	code, reason := protocol.ErrUnauthorized, "invalid"
+	if errors.Is(err, auth.ErrExpired) {
+		code, reason = protocol.ErrTokenExpired, "expired"
+	}
+	c.srv.opts.Metrics.AuthFailures.WithLabelValues(reason).Inc()
+	c.logger().Debug("refused a token", "reason", reason, "err", err)
+	c.unauthorized(code, err.Error())
+}
+
+// unauthorized sends an error with code (v1 only) and closes with 4001.
+func (c *conn) unauthorized(code protocol.ErrorCode, message string) {
+	if !c.seed {
+		c.sendError(&protocol.Error{Code: code, Message: message})
+	}
+	c.srv.opts.Metrics.PolicyCloses.WithLabelValues(string(code)).Inc()
+	c.close(protocol.CloseUnauthorized, string(code), true)
+}
+
+// expire is called by the deadlines wheel when the connection's deadline
+// passed: the grace period for its first token, or its token's exp.
+func (c *conn) expire() {
+	if c.identity == nil {
+		c.srv.opts.Metrics.AuthFailures.WithLabelValues("no_token").Inc()
+		c.unauthorized(protocol.ErrUnauthorized, "no valid token within "+c.srv.opts.AuthTimeout.String())
+		return
+	}
+	c.srv.opts.Metrics.AuthFailures.WithLabelValues("expired").Inc()
+	c.unauthorized(protocol.ErrTokenExpired, "the token expired; send a fresh one before exp")
+}
+
 func (c *conn) unsubscribe(m *protocol.UnsubscribeMessage) {
-	s := c.subs[m.Sub]
-	if s == nil {
+	cs, ok := c.subs[m.Sub]
+	if !ok {
 		c.sendError(&protocol.Error{Code: protocol.ErrUnknownSub, Message: "no subscription with this sub", Sub: m.Sub})
 		return
 	}
-	c.drop(m.Sub, s)
-	c.Enqueue(hub.Message{Kind: hub.KindReply, Sub: s, Head: unsubscribedHead})
+	c.drop(m.Sub, cs.s)
+	c.Enqueue(hub.Message{Kind: hub.KindReply, Sub: cs.s, Head: unsubscribedHead})
 }
 
 var unsubscribedHead = []byte(`{"type":"unsubscribed"`)
@@ -155,25 +296,39 @@ func (c *conn) handleSeed(data []byte) {
 	if perr != nil {
 		c.logger().Debug("ignored a seed-protocol message", "code", perr.Code, "err", perr.Message)
 		if perr.Code == protocol.ErrMessageTooLarge {
+			c.srv.opts.Metrics.PolicyCloses.WithLabelValues("message_too_large").Inc()
 			c.close(protocol.ClosePolicy, "message too large", false)
 		}
 		return
 	}
-	s := c.subs[m.Channel]
+	if !c.admit() {
+		return
+	}
+	cs, subscribed := c.subs[m.Channel]
 	switch {
 	case m.Type == "unsubscribe":
-		if s != nil {
-			c.drop(m.Channel, s)
+		if subscribed {
+			c.drop(m.Channel, cs.s)
 		}
-	case s != nil:
+	case subscribed:
 		// Already subscribed: the seed's hook may subscribe twice.
 	case !c.srv.channels[m.Channel]:
 		c.logger().Debug("ignored a seed-protocol subscribe to an unknown channel", "channel", m.Channel)
 	case len(c.subs) >= c.srv.opts.MaxSubscriptions:
 		c.logger().Debug("ignored a seed-protocol subscribe over the limit", "channel", m.Channel)
 	default:
-		s = hub.NewSeedSubscription(c, m.Channel)
-		c.subs[m.Channel] = s
+		grant, err := c.authorize(m.Channel)
+		if err != nil {
+			c.srv.opts.Metrics.Errors.WithLabelValues(string(protocol.ErrForbidden)).Inc()
+			c.logger().Debug("ignored a forbidden seed-protocol subscribe", "channel", m.Channel, "err", err)
+			return
+		}
+		s := hub.NewSeedSubscription(c, m.Channel)
+		if err := s.Restrict(grant.Scope, grant.View); err != nil {
+			c.logger().Debug("ignored a seed-protocol subscribe the token's claims cannot scope", "channel", m.Channel)
+			return
+		}
+		c.subs[m.Channel] = sub{s: s, grant: grant}
 		c.srv.opts.Metrics.Subscriptions.Inc()
 		c.srv.opts.Hub.Subscribe(s, nil)
 	}
@@ -215,8 +370,9 @@ func (c *conn) ping() {
 func (c *conn) onClose(err error) {
 	c.logger().Debug("client disconnected", "err", err)
 	c.sendQueue.discard()
-	for key, s := range c.subs {
-		c.drop(key, s)
+	c.srv.deadlines.set(c, time.Time{})
+	for key, cs := range c.subs {
+		c.drop(key, cs.s)
 	}
 	c.srv.remove(c)
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ripple-rt/ripple/backend/auth"
 	"github.com/ripple-rt/ripple/backend/hub"
 	"github.com/ripple-rt/ripple/backend/metrics"
 )
@@ -35,6 +36,30 @@ type Options struct {
 	Metrics *metrics.Metrics
 	// Logger receives the gateway's logs. Nil: silent.
 	Logger *slog.Logger
+	// Verifier authenticates clients. With it, a connection must present a
+	// valid token (access_token on the URL, or an auth message within
+	// AuthTimeout) before it may subscribe; a bad token gets unauthorized
+	// (token_expired for an expired one) and close 4001, and so does a
+	// connection whose token expires before it sent a fresh one. Nil: no
+	// authentication (RIPPLE_AUTH=none), auth messages are ignored.
+	Verifier *auth.Verifier
+	// Rules authorize subscriptions (who may subscribe to which channel,
+	// the scope, the omitted columns). Nil: every authenticated client may
+	// subscribe to every channel and sees every column. Rules need a Verifier.
+	Rules *auth.Rules
+	// AuthTimeout is how long a connection may stay open without a valid
+	// token: one that has not authenticated by then gets unauthorized and
+	// close 4001. Default 10 s.
+	AuthTimeout time.Duration
+	// SubscribeRate is how many subscribe, unsubscribe and auth messages
+	// per second one connection may send on average, in bursts of up to
+	// MaxSubscriptions. A message over the rate gets rate_limited; the
+	// tenth in a row closes the connection with 4008. Default 20.
+	SubscribeRate float64
+	// MaxConnsPerIP is the most connections open at once from one client
+	// IP address (the TCP peer: behind a proxy, the proxy's). One more is
+	// answered with HTTP 429 before the upgrade. Default 1000.
+	MaxConnsPerIP int
 	// MaxMessageSize is the largest client message in bytes. A larger one
 	// gets a message_too_large error and close 4008; frames over four times
 	// this size are cut off by the WebSocket layer (close 1009) without
@@ -66,7 +91,13 @@ const (
 	DefaultSendQueueSize    = 1024
 	DefaultPingInterval     = 30 * time.Second
 	DefaultWriteTimeout     = 10 * time.Second
+	DefaultAuthTimeout      = 10 * time.Second
+	DefaultSubscribeRate    = 20
+	DefaultMaxConnsPerIP    = 1000
 )
+
+// maxStrikes is how many rate-limited messages in a row close a connection.
+const maxStrikes = 10
 
 // withDefaults returns opts with zero values replaced by defaults, or an
 // error naming the first field that cannot work.
@@ -95,6 +126,7 @@ func (opts Options) withDefaults() (Options, error) {
 		{"MaxMessageSize", &opts.MaxMessageSize, DefaultMaxMessageSize},
 		{"MaxSubscriptions", &opts.MaxSubscriptions, DefaultMaxSubscriptions},
 		{"SendQueueSize", &opts.SendQueueSize, DefaultSendQueueSize},
+		{"MaxConnsPerIP", &opts.MaxConnsPerIP, DefaultMaxConnsPerIP},
 	} {
 		if *f.value < 0 {
 			return opts, fmt.Errorf("gateway: Options.%s must not be negative, got %d", f.name, *f.value)
@@ -110,6 +142,7 @@ func (opts Options) withDefaults() (Options, error) {
 	}{
 		{"PingInterval", &opts.PingInterval, DefaultPingInterval},
 		{"WriteTimeout", &opts.WriteTimeout, DefaultWriteTimeout},
+		{"AuthTimeout", &opts.AuthTimeout, DefaultAuthTimeout},
 	} {
 		if *f.value < 0 {
 			return opts, fmt.Errorf("gateway: Options.%s must not be negative, got %s", f.name, *f.value)
@@ -117,6 +150,15 @@ func (opts Options) withDefaults() (Options, error) {
 		if *f.value == 0 {
 			*f.value = f.def
 		}
+	}
+	if opts.SubscribeRate < 0 {
+		return opts, fmt.Errorf("gateway: Options.SubscribeRate must not be negative, got %g", opts.SubscribeRate)
+	}
+	if opts.SubscribeRate == 0 {
+		opts.SubscribeRate = DefaultSubscribeRate
+	}
+	if opts.Rules != nil && opts.Verifier == nil {
+		return opts, errors.New("gateway: Options.Rules need a Verifier: rules decide on token claims")
 	}
 	if opts.Metrics == nil {
 		opts.Metrics = metrics.New(nil)

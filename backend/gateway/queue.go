@@ -147,6 +147,13 @@ func (q *sendQueue) closeLocked(code uint16, reason string, flushFirst bool) {
 	q.c.socket.Async(q.closeFn)
 }
 
+// closingNow reports whether the connection is being closed.
+func (q *sendQueue) closingNow() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.closing
+}
+
 // dropAllLocked empties the queue, counting the changes in it as dropped.
 func (q *sendQueue) dropAllLocked() {
 	dropped := 0

@@ -11,6 +11,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -19,6 +20,7 @@ import (
 	"github.com/lxzan/gws"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/ripple-rt/ripple/backend/auth"
 	"github.com/ripple-rt/ripple/backend/protocol"
 )
 
@@ -35,9 +37,14 @@ type Server struct {
 
 	// Pre-resolved counters of the hot path.
 	resyncs map[protocol.ResyncReason]prometheus.Counter
+	// burst is the size of each connection's rate-limit bucket.
+	burst float64
+	// deadlines holds every connection's authentication deadline.
+	deadlines *deadlines
 
 	mu           sync.Mutex
 	conns        map[*conn]struct{}
+	perIP        map[string]int // open connections by client IP
 	shuttingDown bool
 	stopPings    chan struct{}
 	drained      chan struct{}
@@ -58,6 +65,9 @@ func New(opts Options) (*Server, error) {
 		origins:   make(map[string]bool, len(opts.AllowedOrigins)),
 		resyncs:   make(map[protocol.ResyncReason]prometheus.Counter),
 		conns:     make(map[*conn]struct{}),
+		perIP:     make(map[string]int),
+		burst:     max(float64(opts.MaxSubscriptions), opts.SubscribeRate),
+		deadlines: newDeadlines(time.Now()),
 		stopPings: make(chan struct{}),
 		drained:   make(chan struct{}),
 	}
@@ -83,6 +93,9 @@ func New(opts Options) (*Server, error) {
 		s.mux.Handle("/metrics", opts.MetricsHandler)
 	}
 	go s.heartbeat()
+	if opts.Verifier != nil {
+		go s.expireTokens()
+	}
 	return s, nil
 }
 
@@ -118,8 +131,9 @@ func (s *Server) serveReady(w http.ResponseWriter, _ *http.Request) {
 
 func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	if origin := r.Header.Get("Origin"); origin != "" && len(s.origins) > 0 && !s.origins[normalizeOrigin(origin)] {
+		s.opts.Metrics.RefusedConnections.WithLabelValues("origin").Inc()
 		s.log.Info("refused a WebSocket from a disallowed origin", "origin", origin, "remote", r.RemoteAddr)
-		http.Error(w, fmt.Sprintf("origin %q is not allowed to connect (see FRONTEND_URL)", origin), http.StatusForbidden)
+		http.Error(w, fmt.Sprintf("origin %q is not allowed to connect to this Ripple gateway (allowed origins are set with FRONTEND_URL)", origin), http.StatusForbidden)
 		return
 	}
 	up, ok := s.upgraderFor(r)
@@ -127,12 +141,27 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, fmt.Sprintf("unsupported WebSocket subprotocol: offer %q or none", protocol.Subprotocol), http.StatusBadRequest)
 		return
 	}
-	s.mu.Lock()
-	closing := s.shuttingDown
-	s.mu.Unlock()
-	if closing {
-		http.Error(w, "server is shutting down", http.StatusServiceUnavailable)
+	ip := clientIP(r)
+	if refusal, code := s.reserve(ip); refusal != "" {
+		http.Error(w, refusal, code)
 		return
+	}
+	reserved := true
+	defer func() {
+		if reserved {
+			s.release(ip)
+		}
+	}()
+	// A token on the URL is checked before the upgrade; its verdict is
+	// sent once the connection is open (a browser cannot read an HTTP
+	// error of a WebSocket handshake, but it sees a close code).
+	var (
+		identity *auth.Identity
+		authErr  error
+	)
+	token := r.URL.Query().Get("access_token")
+	if s.opts.Verifier != nil && token != "" {
+		identity, authErr = s.opts.Verifier.Verify(r.Context(), token)
 	}
 	socket, err := up.Upgrade(w, r)
 	if err != nil {
@@ -140,12 +169,68 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c := socket.Session().(*conn)
-	c.init(socket)
+	c.init(socket, ip)
 	if !s.add(c) {
 		_ = socket.WriteClose(protocol.CloseGoingAway, []byte("server is shutting down"))
 		return
 	}
+	reserved = false // remove releases it
+	if s.opts.Verifier != nil {
+		switch {
+		case authErr != nil:
+			c.refuse(authErr)
+		case identity != nil:
+			c.identity = identity
+			s.deadlines.set(c, identity.Expires)
+		case c.seed:
+			// The seed protocol has no auth message: its token must be on the URL.
+			s.opts.Metrics.AuthFailures.WithLabelValues("no_token").Inc()
+			c.unauthorized(protocol.ErrUnauthorized, "no access_token")
+		default:
+			s.deadlines.set(c, time.Now().Add(s.opts.AuthTimeout))
+		}
+	}
 	go socket.ReadLoop()
+}
+
+// clientIP is the address of the request's TCP peer.
+func clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// reserve counts a connection from ip, or returns why it is refused and
+// the HTTP status to answer with.
+func (s *Server) reserve(ip string) (refusal string, code int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.shuttingDown:
+		s.opts.Metrics.RefusedConnections.WithLabelValues("shutting_down").Inc()
+		return "server is shutting down", http.StatusServiceUnavailable
+	case s.perIP[ip] >= s.opts.MaxConnsPerIP:
+		s.opts.Metrics.RefusedConnections.WithLabelValues("per_ip").Inc()
+		return fmt.Sprintf("too many WebSocket connections from %s (at most %d; RIPPLE_MAX_CONNS_PER_IP)", ip, s.opts.MaxConnsPerIP),
+			http.StatusTooManyRequests
+	}
+	s.perIP[ip]++
+	return "", 0
+}
+
+// release uncounts a connection from ip.
+func (s *Server) release(ip string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.releaseLocked(ip)
+}
+
+func (s *Server) releaseLocked(ip string) {
+	if s.perIP[ip]--; s.perIP[ip] <= 0 {
+		delete(s.perIP, ip)
+	}
 }
 
 // upgraderFor picks the v1 upgrader when the client offers ripple.v1, the
@@ -190,6 +275,7 @@ func (s *Server) remove(c *conn) {
 		return
 	}
 	delete(s.conns, c)
+	s.releaseLocked(c.ip)
 	s.opts.Metrics.Connections.Dec()
 	if s.shuttingDown && len(s.conns) == 0 {
 		s.drainOnce.Do(func() { close(s.drained) })
@@ -211,6 +297,20 @@ func (s *Server) heartbeat() {
 				c.heartbeat()
 			}
 			s.mu.Unlock()
+		}
+	}
+}
+
+// expireTokens fires the authentication deadlines once a second, until Shutdown.
+func (s *Server) expireTokens() {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stopPings:
+			return
+		case now := <-t.C:
+			s.deadlines.fire(now, (*conn).expire)
 		}
 	}
 }

@@ -27,6 +27,16 @@ type Metrics struct {
 	HydrationFailures prometheus.Counter
 	// BadPayloads counts notifications the gateway could not parse.
 	BadPayloads prometheus.Counter
+	// AuthFailures counts connections refused for their token, by reason:
+	// no_token, invalid, expired.
+	AuthFailures *prometheus.CounterVec
+	// RefusedConnections counts WebSocket requests answered with an HTTP
+	// error before the upgrade, by reason: origin, per_ip, shutting_down.
+	RefusedConnections *prometheus.CounterVec
+	// PolicyCloses counts connections the gateway closed for a policy
+	// reason, by reason: unauthorized, token_expired, rate_limited,
+	// message_too_large.
+	PolicyCloses *prometheus.CounterVec
 	// NotificationQueueUsage is Postgres's pg_notification_queue_usage(): the
 	// fraction of the notification queue in use (writes fail when it is full).
 	NotificationQueueUsage prometheus.Gauge
@@ -46,13 +56,19 @@ func New(reg prometheus.Registerer) *Metrics {
 		Errors:             prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ripple_client_errors_total", Help: "Error messages sent to clients."}, []string{"code"}),
 		HydrationFailures:  prometheus.NewCounter(prometheus.CounterOpts{Name: "ripple_hydration_failures_total", Help: "Truncated changes that could not be hydrated."}),
 		BadPayloads:        prometheus.NewCounter(prometheus.CounterOpts{Name: "ripple_bad_payloads_total", Help: "Notifications that could not be parsed."}),
+		AuthFailures: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ripple_auth_failures_total",
+			Help: "Tokens refused, by reason."}, []string{"reason"}),
+		RefusedConnections: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ripple_refused_connections_total",
+			Help: "WebSocket requests refused before the upgrade, by reason."}, []string{"reason"}),
+		PolicyCloses: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ripple_policy_closes_total",
+			Help: "Connections closed by the gateway for a policy reason."}, []string{"reason"}),
 		NotificationQueueUsage: prometheus.NewGauge(prometheus.GaugeOpts{Name: "ripple_pg_notification_queue_usage",
 			Help: "Fraction of Postgres's notification queue in use (pg_notification_queue_usage())."}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.Connections, m.Subscriptions, m.NotificationsIn, m.MessagesOut,
 			m.ListenerReconnects, m.Resyncs, m.Drops, m.Errors, m.HydrationFailures, m.BadPayloads,
-			m.NotificationQueueUsage)
+			m.NotificationQueueUsage, m.AuthFailures, m.RefusedConnections, m.PolicyCloses)
 	}
 	return m
 }
