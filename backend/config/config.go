@@ -33,8 +33,42 @@ type Config struct {
 	AllowedOrigins []string
 	// Addr is the HTTP listen address: RIPPLE_ADDR, --addr. Default: 127.0.0.1:8080.
 	Addr string
-	// Auth is the authentication mode: RIPPLE_AUTH, --auth. Only "none" exists so far. Default: none.
+	// Auth is the authentication mode: RIPPLE_AUTH, --auth. "jwt": clients
+	// present a JSON Web Token, checked with JWTSecret or the JWKS; "none":
+	// anyone may subscribe to anything (the gateway warns at start).
+	// Default: jwt.
 	Auth string
+	// JWTSecret is the HS256 shared secret, at least 32 bytes: RIPPLE_JWT_SECRET,
+	// --jwt-secret (prefer the environment: flags show in process lists). Default: none.
+	JWTSecret string
+	// JWKSURL is the URL of a JSON Web Key Set with RS256/ES256 keys:
+	// RIPPLE_JWKS_URL, --jwks-url. Cached; fetched again for an unknown kid
+	// (at most every 5s) and after an hour. Default: none.
+	JWKSURL string
+	// JWKSFile is a file holding a JSON Web Key Set: RIPPLE_JWKS_FILE,
+	// --jwks-file. Read again like JWKSURL. Default: none.
+	JWKSFile string
+	// JWTAudience, when set, must be in the token's aud: RIPPLE_JWT_AUDIENCE,
+	// --jwt-audience. Default: not checked.
+	JWTAudience string
+	// JWTIssuer, when set, must equal the token's iss: RIPPLE_JWT_ISSUER,
+	// --jwt-issuer. Default: not checked.
+	JWTIssuer string
+	// RulesFile is the authorization rules file (JSON): RIPPLE_RULES, --rules.
+	// Default: none, which lets every authenticated client subscribe to
+	// every channel and see every column (with a warning at start).
+	RulesFile string
+	// AuthTimeout is how long a new connection may wait before sending a
+	// valid token: RIPPLE_AUTH_TIMEOUT, --auth-timeout. Default: 10s.
+	AuthTimeout time.Duration
+	// SubscribeRate is how many subscribe, unsubscribe and auth messages a
+	// connection may send per second, in bursts of MaxSubscriptions:
+	// RIPPLE_SUBSCRIBE_RATE, --subscribe-rate. Default: 20.
+	SubscribeRate int
+	// MaxConnsPerIP is the most connections open at once from one client
+	// IP (behind a proxy: the proxy's): RIPPLE_MAX_CONNS_PER_IP,
+	// --max-conns-per-ip. Default: 1000.
+	MaxConnsPerIP int
 	// LogLevel is debug, info, warn or error: RIPPLE_LOG_LEVEL, --log-level. Default: info.
 	LogLevel slog.Level
 	// RingSize is the number of recent changes kept per channel for resume:
@@ -80,14 +114,47 @@ var settings = []setting{
 		}},
 	{"RIPPLE_ADDR", "addr", "127.0.0.1:8080", "HTTP listen address",
 		func(c *Config, v string) error { c.Addr = v; _, _, err := net.SplitHostPort(v); return err }},
-	{"RIPPLE_AUTH", "auth", "none", "authentication mode (none)",
+	{"RIPPLE_AUTH", "auth", "jwt", "authentication mode: jwt or none",
 		func(c *Config, v string) error {
 			c.Auth = v
-			if v != "none" {
-				return errors.New(`only "none" is supported in this version`)
+			if v != "jwt" && v != "none" {
+				return errors.New(`want "jwt" or "none"`)
 			}
 			return nil
 		}},
+	{"RIPPLE_JWT_SECRET", "jwt-secret", "", "HS256 secret, at least 32 bytes (prefer the environment variable)",
+		func(c *Config, v string) error {
+			c.JWTSecret = v
+			if v != "" && len(v) < 32 {
+				return fmt.Errorf("the secret is %d bytes; use at least 32 random bytes", len(v))
+			}
+			return nil
+		}},
+	{"RIPPLE_JWKS_URL", "jwks-url", "", "URL of a JSON Web Key Set (RS256/ES256)",
+		func(c *Config, v string) error {
+			c.JWKSURL = v
+			if v == "" {
+				return nil
+			}
+			if u, err := url.Parse(v); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+				return errors.New("want an https:// URL")
+			}
+			return nil
+		}},
+	{"RIPPLE_JWKS_FILE", "jwks-file", "", "file holding a JSON Web Key Set (RS256/ES256)",
+		func(c *Config, v string) error { c.JWKSFile = v; return nil }},
+	{"RIPPLE_JWT_AUDIENCE", "jwt-audience", "", "required token audience (aud)",
+		func(c *Config, v string) error { c.JWTAudience = v; return nil }},
+	{"RIPPLE_JWT_ISSUER", "jwt-issuer", "", "required token issuer (iss)",
+		func(c *Config, v string) error { c.JWTIssuer = v; return nil }},
+	{"RIPPLE_RULES", "rules", "", "authorization rules file (JSON)",
+		func(c *Config, v string) error { c.RulesFile = v; return nil }},
+	{"RIPPLE_AUTH_TIMEOUT", "auth-timeout", "10s", "time a new connection has to send a valid token",
+		func(c *Config, v string) error { return duration(&c.AuthTimeout, v) }},
+	{"RIPPLE_SUBSCRIBE_RATE", "subscribe-rate", "20", "subscribe, unsubscribe and auth messages per second per connection",
+		func(c *Config, v string) error { return positive(&c.SubscribeRate, v) }},
+	{"RIPPLE_MAX_CONNS_PER_IP", "max-conns-per-ip", "1000", "connections open at once from one client IP",
+		func(c *Config, v string) error { return positive(&c.MaxConnsPerIP, v) }},
 	{"RIPPLE_LOG_LEVEL", "log-level", "info", "log level: debug, info, warn or error",
 		func(c *Config, v string) error { return c.LogLevel.UnmarshalText([]byte(v)) }},
 	{"RIPPLE_RING_SIZE", "ring-size", "1024", "changes kept per channel for resume",
@@ -105,6 +172,9 @@ var settings = []setting{
 	{"RIPPLE_POOL_SIZE", "pool-size", "4", "connections in the hydration pool",
 		func(c *Config, v string) error { return positive(&c.PoolSize, v) }},
 }
+
+// secretSettings are never repeated in an error.
+var secretSettings = map[string]bool{"RIPPLE_JWT_SECRET": true}
 
 // RegisterFlags adds every setting's flag to fs. Load reads them back.
 func RegisterFlags(fs *flag.FlagSet) {
@@ -137,7 +207,11 @@ func Load(fs *flag.FlagSet, getenv func(string) string, requireDB bool) (Config,
 			src = s.env
 		}
 		if err := s.set(&c, v); err != nil {
-			return Config{}, fmt.Errorf("bad setting %s=%q: %v", src, v, err)
+			shown := strconv.Quote(v)
+			if secretSettings[s.env] {
+				shown = "(hidden)"
+			}
+			return Config{}, fmt.Errorf("bad setting %s=%s: %v", src, shown, err)
 		}
 	}
 	if c.DatabaseURLDirect == "" {
@@ -145,6 +219,9 @@ func Load(fs *flag.FlagSet, getenv func(string) string, requireDB bool) (Config,
 	}
 	if c.DatabaseURL == "" {
 		c.DatabaseURL = c.DatabaseURLDirect
+	}
+	if c.JWKSURL != "" && c.JWKSFile != "" {
+		return Config{}, errors.New("bad settings: RIPPLE_JWKS_URL and RIPPLE_JWKS_FILE are both set; use one")
 	}
 	if requireDB && c.DatabaseURL == "" {
 		return Config{}, errors.New("missing setting DATABASE_URL (or DATABASE_URL_DIRECT): the Postgres URL to listen on, e.g. postgres://user:pass@localhost:5432/app")

@@ -31,9 +31,10 @@ func TestDefaults(t *testing.T) {
 	}
 	want := config.Config{
 		DatabaseURLDirect: "postgres://localhost/app", DatabaseURL: "postgres://localhost/app",
-		Addr: "127.0.0.1:8080", Auth: "none", LogLevel: slog.LevelInfo, RingSize: 1024, SendQueue: 2048,
+		Addr: "127.0.0.1:8080", Auth: "jwt", LogLevel: slog.LevelInfo, RingSize: 1024, SendQueue: 2048,
 		MaxMessageBytes: 65536, MaxSubscriptions: 100, PingInterval: 30 * time.Second,
 		ShutdownTimeout: 10 * time.Second, PoolSize: 4,
+		AuthTimeout: 10 * time.Second, SubscribeRate: 20, MaxConnsPerIP: 1000,
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("defaults:\n got %+v\nwant %+v", c, want)
@@ -79,9 +80,18 @@ func TestBadSettingNamesIt(t *testing.T) {
 		{merge(db, "RIPPLE_LOG_LEVEL", "loud"), nil, "RIPPLE_LOG_LEVEL"},
 		{merge(db, "RIPPLE_AUTH", "magic"), nil, "RIPPLE_AUTH"},
 		{merge(db, "FRONTEND_URL", "app.example.com"), nil, "FRONTEND_URL"},
+		{merge(db, "RIPPLE_JWT_SECRET", "short-secret"), nil, "RIPPLE_JWT_SECRET=(hidden)"},
+		{merge(db, "RIPPLE_JWKS_URL", "jwks.json"), nil, "RIPPLE_JWKS_URL"},
+		{merge(merge(db, "RIPPLE_JWKS_URL", "https://idp/jwks"), "RIPPLE_JWKS_FILE", "k.json"), nil, "RIPPLE_JWKS_FILE"},
+		{merge(db, "RIPPLE_SUBSCRIBE_RATE", "0"), nil, "RIPPLE_SUBSCRIBE_RATE"},
+		{merge(db, "RIPPLE_MAX_CONNS_PER_IP", "-1"), nil, "RIPPLE_MAX_CONNS_PER_IP"},
+		{merge(db, "RIPPLE_AUTH_TIMEOUT", "soon"), nil, "RIPPLE_AUTH_TIMEOUT"},
 	}
 	for _, tt := range tests {
 		_, err := load(t, tt.env, tt.args...)
+		if err != nil && strings.Contains(err.Error(), "short-secret") {
+			t.Errorf("the error repeats the secret: %v", err)
+		}
 		if err == nil || !strings.Contains(err.Error(), tt.want) || strings.Contains(err.Error(), "\n") {
 			t.Errorf("env %v args %v: error %v, want one line naming %s", tt.env, tt.args, err, tt.want)
 		}

@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/ripple-rt/ripple/backend/auth"
 	"github.com/ripple-rt/ripple/backend/config"
 	"github.com/ripple-rt/ripple/backend/gateway"
 	"github.com/ripple-rt/ripple/backend/hub"
@@ -59,6 +60,10 @@ type Server struct {
 func Start(ctx context.Context, cfg config.Config, log *slog.Logger, mounts ...Mount) (_ *Server, err error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
+	}
+	verifier, rules, err := security(ctx, cfg, log)
+	if err != nil {
+		return nil, err
 	}
 	s := &Server{log: log}
 	defer func() {
@@ -133,6 +138,11 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, mounts ...M
 		MaxSubscriptions: cfg.MaxSubscriptions,
 		SendQueueSize:    cfg.SendQueue,
 		PingInterval:     cfg.PingInterval,
+		Verifier:         verifier,
+		Rules:            rules,
+		AuthTimeout:      cfg.AuthTimeout,
+		SubscribeRate:    float64(cfg.SubscribeRate),
+		MaxConnsPerIP:    cfg.MaxConnsPerIP,
 	}); err != nil {
 		return nil, err
 	}
@@ -158,6 +168,41 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, mounts ...M
 	}()
 	log.Info("gateway listening", "addr", s.addr.String(), "epoch", s.hub.Epoch())
 	return s, nil
+}
+
+// security builds the token verifier and the rules of cfg; both are nil
+// with RIPPLE_AUTH=none. A JWKS URL is fetched once here, so that a wrong
+// one stops the start.
+func security(ctx context.Context, cfg config.Config, log *slog.Logger) (*auth.Verifier, *auth.Rules, error) {
+	if cfg.Auth == "none" {
+		if cfg.RulesFile != "" {
+			return nil, nil, errors.New("RIPPLE_RULES needs RIPPLE_AUTH=jwt: rules decide on token claims")
+		}
+		return nil, nil, nil
+	}
+	if cfg.JWTSecret == "" && cfg.JWKSURL == "" && cfg.JWKSFile == "" {
+		return nil, nil, errors.New("RIPPLE_AUTH=jwt needs a key: set RIPPLE_JWT_SECRET, RIPPLE_JWKS_URL or RIPPLE_JWKS_FILE (or RIPPLE_AUTH=none to turn authentication off)")
+	}
+	verifier, err := auth.New(ctx, auth.Options{
+		Secret:   []byte(cfg.JWTSecret),
+		JWKSURL:  cfg.JWKSURL,
+		JWKSFile: cfg.JWKSFile,
+		Audience: cfg.JWTAudience,
+		Issuer:   cfg.JWTIssuer,
+		Logger:   log,
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	if cfg.RulesFile == "" {
+		log.Warn("RIPPLE_RULES is not set: every authenticated client may subscribe to every channel and see every column")
+		return verifier, nil, nil
+	}
+	rules, err := auth.LoadRules(cfg.RulesFile)
+	if err != nil {
+		return nil, nil, fmt.Errorf("RIPPLE_RULES: %w", err)
+	}
+	return verifier, rules, nil
 }
 
 // Addr returns the address the HTTP server listens on.
