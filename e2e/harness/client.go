@@ -142,7 +142,7 @@ func selectRowsFunc(db Querier) jshost.AsyncFunc {
 
 func (c *Client) start(wsURL string, opts ClientOptions) {
 	c.t.Helper()
-	start := map[string]any{"url": wsURL, "backoffMs": opts.BackoffMs}
+	start := map[string]any{"url": wsURL, "backoffMs": opts.BackoffMs, "token": token("e2e-client")}
 	if opts.Random != nil {
 		start["random"] = *opts.Random
 	}

@@ -59,7 +59,7 @@
   };
 
   globalThis.harness = {
-    // start creates the clients. options: {url, backoffMs, random}.
+    // start creates the clients. options: {url, token, backoffMs, random}.
     start(options) {
       qc = new B.QueryClient({
         defaultOptions: { queries: { retry: 10, retryDelay: 100, staleTime: Infinity } },
@@ -67,6 +67,7 @@
       qc.getQueryCache().subscribe(poke);
       rt = new B.RealtimeClient({
         url: options.url,
+        auth: () => options.token,
         WebSocket: options.WebSocket || globalThis.WebSocket,
         backoff: { initialMs: options.backoffMs || 200, maxMs: 1000 },
         random: options.random === undefined ? Math.random : () => options.random,

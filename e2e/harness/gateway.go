@@ -13,7 +13,8 @@ import (
 )
 
 // StartGateway runs a gateway in-process on a free local port, serving the
-// database at url with the configuration's defaults, and shuts it down when
+// database at url with the configuration's defaults and JWT authentication
+// (clients made by [NewClient] carry a valid token), and shuts it down when
 // the test ends. Its log goes to the test log.
 func StartGateway(t testing.TB, url string) *server.Server {
 	t.Helper()
@@ -25,6 +26,10 @@ func StartGateway(t testing.TB, url string) *server.Server {
 			return "127.0.0.1:0"
 		case "RIPPLE_LOG_LEVEL":
 			return "debug"
+		case "RIPPLE_AUTH":
+			return "jwt"
+		case "RIPPLE_JWT_SECRET":
+			return jwtSecret
 		}
 		return ""
 	}, true)
