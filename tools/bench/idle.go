@@ -36,6 +36,9 @@ func (b *bench) runIdle(ctx context.Context, n int) (result, error) {
 	}
 	defer closeSubscribers(subs)
 	connected := time.Since(opened)
+	if b.onIdleConnected != nil {
+		b.onIdleConnected()
+	}
 	u1, _, err := gw.usage()
 	if err != nil {
 		return result{}, err
@@ -76,22 +79,33 @@ func (b *bench) runIdle(ctx context.Context, n int) (result, error) {
 	r.connectTime = connected
 	r.gwPeakRSS = cpu1.gateway.peakRSS
 	r.perConnRSS = float64(u1.rss-u0.rss) / float64(n)
-	r.perConnGo = (go1 - go0) / float64(n)
+	r.perConnHeap = (go1.heap - go0.heap) / float64(n)
+	r.perConnStack = (go1.stack - go0.stack) / float64(n)
+	r.goroutinesPerConn = (go1.goroutines - go0.goroutines) / float64(n)
 	b.logf("%s", r.oneLine())
 	return r, nil
 }
 
-// goMemory is the gateway's Go heap and stacks in use, from its /metrics.
-func goMemory(gw gateway) (float64, error) {
-	heap, err := gw.metric("go_memstats_heap_inuse_bytes")
-	if err != nil {
-		return 0, err
+// goMemory is what the gateway's /metrics says about its Go runtime.
+type goMem struct{ heap, stack, goroutines float64 }
+
+func goMemory(gw gateway) (goMem, error) {
+	var m goMem
+	for _, f := range []struct {
+		name string
+		dst  *float64
+	}{
+		{"go_memstats_heap_inuse_bytes", &m.heap},
+		{"go_memstats_stack_inuse_bytes", &m.stack},
+		{"go_goroutines", &m.goroutines},
+	} {
+		v, err := gw.metric(f.name)
+		if err != nil {
+			return m, err
+		}
+		*f.dst = v
 	}
-	stack, err := gw.metric("go_memstats_stack_inuse_bytes")
-	if err != nil {
-		return 0, err
-	}
-	return heap + stack, nil
+	return m, nil
 }
 
 // oneLine is a progress line for the log.

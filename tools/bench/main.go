@@ -25,6 +25,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
 	"slices"
 	"strconv"
@@ -47,6 +48,7 @@ type options struct {
 	quick     bool
 	out       string // BENCHMARKS.md path; empty writes none
 	profile   string // CPU profile path: run fanout in-process instead
+	heap      string // heap profile path: run idle in-process instead
 	writePath bool
 	micro     bool
 	ripple    string // prebuilt ripple binary; empty builds one
@@ -76,6 +78,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	quick := fs.Bool("quick", false, "shrink every scenario for a smoke run (seconds, not minutes); skips the Go micro-benchmarks unless --micro is given")
 	out := fs.String("out", "BENCHMARKS.md", "write the report here, relative to the repository root; empty writes none")
 	profile := fs.String("profile", "", "run only fanout, against a gateway inside this process, and write a CPU profile of the stream phase to this file")
+	heap := fs.String("heap-profile", "", "run only idle, against a gateway inside this process, and write a heap profile (after a GC) taken once every connection has subscribed to this file")
 	writePath := fs.Bool("write-path", true, "measure single-row inserts per second with and without the trigger")
 	micro := fs.Bool("micro", true, "run the backend's Go micro-benchmarks (go test -bench . -benchmem ./backend/...)")
 	ripple := fs.String("ripple", "", "use this ripple binary instead of building ./backend/cmd/ripple")
@@ -90,7 +93,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	if err := fs.Parse(args); err != nil {
 		return options{}, err
 	}
-	o := options{quick: *quick, out: *out, profile: *profile, writePath: *writePath, micro: *micro, ripple: *ripple,
+	o := options{quick: *quick, out: *out, profile: *profile, heap: *heap, writePath: *writePath, micro: *micro, ripple: *ripple,
 		command: commandLine(args)}
 	explicitMicro := false
 	fs.Visit(func(f *flag.Flag) { explicitMicro = explicitMicro || f.Name == "micro" })
@@ -106,8 +109,13 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		}
 		o.scenarios = append(o.scenarios, s)
 	}
-	if o.profile != "" {
+	switch {
+	case o.profile != "" && o.heap != "":
+		return options{}, errors.New("--profile and --heap-profile each run their own scenario: give one of them")
+	case o.profile != "":
 		o.scenarios, o.writePath, o.micro, o.out = []string{"fanout"}, false, false, ""
+	case o.heap != "":
+		o.scenarios, o.writePath, o.micro, o.out = []string{"idle"}, false, false, ""
 	}
 	return o, nil
 }
@@ -137,6 +145,9 @@ type bench struct {
 	// onStreamStart and onStreamEnd bracket the measured phase of a stream
 	// (the profile mode starts and stops the CPU profile there).
 	onStreamStart, onStreamEnd func()
+	// onIdleConnected runs once every idle subscriber has its ack (the heap
+	// profile mode writes its profile there).
+	onIdleConnected func()
 }
 
 func (b *bench) logf(format string, args ...any) {
@@ -160,7 +171,8 @@ func run(ctx context.Context, opts options, stdout, stderr io.Writer) (*report, 
 	if err != nil {
 		return nil, err
 	}
-	b := &bench{opts: opts, root: root, http: newHTTPClient(), log: stderr, inProcess: opts.profile != ""}
+	b := &bench{opts: opts, root: root, http: newHTTPClient(), log: stderr,
+		inProcess: opts.profile != "" || opts.heap != ""}
 	tmp, err := os.MkdirTemp("", "ripple-bench-")
 	if err != nil {
 		return nil, err
@@ -199,6 +211,12 @@ func run(ctx context.Context, opts options, stdout, stderr io.Writer) (*report, 
 	}
 	if opts.profile != "" {
 		if err := b.profileFanout(ctx, rep); err != nil {
+			return nil, err
+		}
+		return rep, nil
+	}
+	if opts.heap != "" {
+		if err := b.profileIdle(ctx, rep); err != nil {
 			return nil, err
 		}
 		return rep, nil
@@ -270,6 +288,11 @@ func (b *bench) scenario(ctx context.Context, name string) (scenarioResults, err
 			"The table counts the survivors, who must get everything.", s.subs, s.rows, s.pad)
 	case "idle":
 		n := pick(10000, 300)
+		if b.inProcess {
+			// Both ends of every socket are in this process: stay within
+			// the open-file limit (commonly 20,000 here).
+			n = min(n, 5000)
+		}
 		r, err := b.runIdle(ctx, n)
 		sr.results = []result{r}
 		sr.desc = fmt.Sprintf("%d subscribed connections that receive nothing (spread over %d loopback source addresses), then one row.", n, sourceIPs)
@@ -307,6 +330,32 @@ func (b *bench) profileFanout(ctx context.Context, rep *report) error {
 	rep.scenarios = append(rep.scenarios, sr)
 	b.logf("wrote %s (gateway and bench client in one process); read it with:\n"+
 		"  go tool pprof -top -focus 'ripple/backend|lxzan/gws|jackc/pgx' %s", b.opts.profile, b.opts.profile)
+	return nil
+}
+
+// profileIdle runs idle against an in-process gateway and writes a heap
+// profile to opts.heap once every subscriber is connected.
+func (b *bench) profileIdle(ctx context.Context, rep *report) error {
+	f, err := os.Create(b.opts.heap)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	var profErr error
+	b.onIdleConnected = func() {
+		runtime.GC()
+		profErr = pprof.WriteHeapProfile(f)
+	}
+	sr, err := b.scenario(ctx, "idle")
+	if err != nil {
+		return err
+	}
+	if profErr != nil {
+		return fmt.Errorf("write heap profile: %w", profErr)
+	}
+	rep.scenarios = append(rep.scenarios, sr)
+	b.logf("wrote %s (gateway and bench client in one process); read it with:\n"+
+		"  go tool pprof -sample_index=inuse_space -top -focus 'ripple/backend|lxzan/gws|net/http' %s", b.opts.heap, b.opts.heap)
 	return nil
 }
 

@@ -83,7 +83,7 @@ func (r *report) markdown() string {
 	p("| machine | |\n| --- | --- |\n")
 	p("| CPU | %s |\n| cores (nproc) | %d |\n| kernel | %s |\n| Go | %s |\n| Postgres | %s |\n", r.machine.cpu, r.machine.nproc, r.machine.kernel, r.machine.goVersion, r.machine.postgres)
 	p("| load before the run | %.0f%% of one core busy with other work |\n\n", 100*r.background)
-	p("Latency is from the moment the writer sends the row's INSERT (the row carries that time in `sent_at`, unix nanoseconds) to the moment the client has read the frame holding it; so it includes the INSERT's round trip and commit, for the gateway and the `LISTEN` floor alike. *Seq breaks* counts changes whose `seq` is not the previous one + 1 (a gap or a reordering). *Deliveries/s* divides the distinct changes received by the time from the first send to the last delivery. *Tail* is the last delivery's time after the last commit. *Wall* runs from the first send to the last delivery. CPU columns are user + system time during the stream (`/proc/<pid>/stat`; Postgres: all its processes; *machine busy*: all cores, from `/proc/stat`), with the share of one core over the wall time in parentheses; gateway peak RSS is the gateway process's `VmHWM`. Each run starts a fresh gateway process.\n\n")
+	p("Latency is from the moment the writer sends the row's INSERT (the row carries that time in `sent_at`, unix nanoseconds) to the moment the client has read the frame holding it; so it includes the INSERT's round trip and commit, for the gateway and the `LISTEN` floor alike. *Seq breaks* counts changes whose `seq` is not the previous one + 1 (a gap or a reordering). *Deliveries/s* divides the distinct changes received by the time from the first send to the last delivery. *Tail* is the last delivery's time after the last commit. *Changes per frame* shows the gateway's batching: changes received per WebSocket message read. *Wall* runs from the first send to the last delivery. CPU columns are user + system time during the stream (`/proc/<pid>/stat`; Postgres: all its processes; *machine busy*: all cores, from `/proc/stat`), with the share of one core over the wall time in parentheses; gateway peak RSS is the gateway process's `VmHWM`. Each run starts a fresh gateway process.\n\n")
 
 	p("## Targets (issue 8)\n\n| target | reached | met |\n| --- | --- | --- |\n")
 	for _, t := range r.targets() {
@@ -93,20 +93,21 @@ func (r *report) markdown() string {
 
 	for _, s := range r.scenarios {
 		p("## %s\n\n%s\n\n", s.name, s.desc)
-		p("| run | subscribers | rows | expected | received | duplicates | seq breaks | resyncs | p50 | p95 | p99 | max | deliveries/s | tail |\n")
-		p("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+		p("| run | subscribers | rows | expected | received | duplicates | seq breaks | resyncs | p50 | p95 | p99 | max | deliveries/s | tail | changes per frame |\n")
+		p("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
 		for _, res := range s.results {
 			if !res.floorOnly {
 				subs := fmt.Sprint(res.subs)
 				if res.vanished > 0 {
 					subs = fmt.Sprintf("%d (+%d vanished)", res.subs, res.vanished)
 				}
-				p("| %s gateway | %s | %d | %d | %d | %d | %d | %d | %s | %s | %s | %s | %.0f | %s |\n",
+				p("| %s gateway | %s | %d | %d | %d | %d | %d | %d | %s | %s | %s | %s | %.0f | %s | %.2f |\n",
 					res.name, subs, res.rows, res.expected, res.received, res.dups, res.breaks, res.resyncs,
-					fmtDur(res.lat.p50), fmtDur(res.lat.p95), fmtDur(res.lat.p99), fmtDur(res.lat.max), res.rate, fmtDur(res.tail))
+					fmtDur(res.lat.p50), fmtDur(res.lat.p95), fmtDur(res.lat.p99), fmtDur(res.lat.max), res.rate, fmtDur(res.tail),
+					float64(res.received)/float64(max(res.frames, 1)))
 			}
 			if f := res.floor; f != nil {
-				p("| %s LISTEN floor | 1 | %d | %d | %d | %d | – | – | %s | %s | %s | %s | %.0f | – |\n",
+				p("| %s LISTEN floor | 1 | %d | %d | %d | %d | – | – | %s | %s | %s | %s | %.0f | – | – |\n",
 					res.name, res.rows, res.rows, f.received, f.dups, fmtDur(f.lat.p50), fmtDur(f.lat.p95), fmtDur(f.lat.p99), fmtDur(f.lat.max), f.rate)
 			}
 		}
@@ -124,9 +125,12 @@ func (r *report) markdown() string {
 				fmtCPU(res.cpu.postgres, res.wall), fmtCPU(res.cpu.bench, res.wall), fmtCPU(res.cpu.other(), res.wall), fmtCPU(res.cpu.machine, res.wall))
 		}
 		for _, res := range s.results {
-			if res.perConnRSS != 0 || res.perConnGo != 0 {
-				p("\nGateway memory per idle subscribed connection (%d connections): %s of RSS, %s of Go heap and stacks in use (deltas before and after connecting, read from `/proc` and `/metrics`). Connecting and subscribing them all took %s and %.2f s of gateway CPU; the table's CPU columns cover the one change.\n",
-					res.subs, fmtBytes(res.perConnRSS), fmtBytes(res.perConnGo), fmtDur(res.connectTime), res.connectCPU.Seconds())
+			if res.gwMeasured && res.perConnRSS != 0 {
+				p("\nGateway memory per idle subscribed connection (%d connections; deltas from before connecting to after, read from `/proc` and the gateway's `/metrics`, without forcing a GC): "+
+					"%s of RSS = %s of Go heap in use + %s of goroutine stacks (%.2f goroutines per connection) + the rest (garbage not yet collected, runtime). "+
+					"Connecting and subscribing them all took %s and %.2f s of gateway CPU; the CPU columns above cover the one change.\n",
+					res.subs, fmtBytes(res.perConnRSS), fmtBytes(res.perConnHeap), fmtBytes(res.perConnStack), res.goroutinesPerConn,
+					fmtDur(res.connectTime), res.connectCPU.Seconds())
 			}
 			if len(res.clientErrs) > 0 {
 				p("\n%s: %d client errors, first: `%s`\n", res.name, len(res.clientErrs), res.clientErrs[0])
@@ -184,7 +188,7 @@ func (r *report) targets() []target {
 	}
 	if i, ok := r.find("idle"); ok {
 		ts = append(ts, target{"idle: ≤ 8 KiB of gateway memory per idle subscribed connection",
-			fmt.Sprintf("%s RSS, %s Go heap+stacks", fmtBytes(i.perConnRSS), fmtBytes(i.perConnGo)), i.perConnRSS <= 8192})
+			fmt.Sprintf("%s RSS (%s heap, %s stacks)", fmtBytes(i.perConnRSS), fmtBytes(i.perConnHeap), fmtBytes(i.perConnStack)), i.perConnRSS <= 8192})
 		ts = append(ts, target{fmt.Sprintf("idle: one change reaches all %d within 150 ms", i.subs),
 			"last after " + fmtDur(i.lat.max), i.received == i.expected && i.lat.max <= 150*time.Millisecond})
 	}

@@ -39,6 +39,7 @@ type result struct {
 	rows      int
 
 	expected, received, dups, breaks, resyncs int
+	frames                                    int // WebSocket messages the subscribers read
 	clientErrs                                []string
 	lat                                       latency
 	rate                                      float64       // distinct deliveries per second, first send to last delivery
@@ -52,9 +53,10 @@ type result struct {
 	wall       time.Duration // first send to last delivery
 
 	// idle only.
-	perConnRSS, perConnGo float64
-	connectTime           time.Duration
-	connectCPU            time.Duration // the gateway's, while the clients connected
+	perConnRSS, perConnHeap, perConnStack float64
+	goroutinesPerConn                     float64
+	connectTime                           time.Duration
+	connectCPU                            time.Duration // the gateway's, while the clients connected
 }
 
 // floorResult is what the raw LISTEN client measured in the same run.
@@ -273,6 +275,7 @@ func summarizeSubs(name string, subs []*subscriber, rows int, w writeStats) resu
 		r.dups += s.dups
 		r.breaks += s.breaks
 		r.resyncs += s.resyncs
+		r.frames += s.frames
 		r.clientErrs = append(r.clientErrs, s.errs...)
 		if s.err != nil {
 			r.clientErrs = append(r.clientErrs, s.err.Error())

@@ -48,6 +48,7 @@ type subscriber struct {
 	stall atomic.Bool   // stop reading (a client that vanished without closing)
 
 	tracker
+	frames  int // WebSocket messages read that carried changes (each may batch several)
 	resyncs int
 	errs    []string
 	err     error // why reading stopped, unless the run ended it
@@ -187,6 +188,7 @@ func (s *subscriber) read(ctx context.Context) {
 			return
 		}
 		now := time.Now().UnixNano()
+		before := s.received
 		data := buf.Bytes()
 		for len(data) > 0 {
 			line := data
@@ -196,6 +198,9 @@ func (s *subscriber) read(ctx context.Context) {
 				data = nil
 			}
 			s.handle(line, now)
+		}
+		if s.received > before {
+			s.frames++
 		}
 	}
 }
