@@ -137,8 +137,8 @@ func (a *API) errorBody(r *http.Request, err error) (int, any) {
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
 		switch pgErr.Code {
-		case "23502", "23503", "23505", "23514", "22001", "22003", "22P02":
-			// not null, foreign key, unique, check, too long, out of range, bad text
+		case "23502", "23503", "23505", "23514", "22001", "22003", "22021", "22P02":
+			// not null, foreign key, unique, check, too long, out of range, bad byte (NUL), bad text
 			return http.StatusBadRequest, map[string]string{"error": pgErr.Message}
 		}
 	}
@@ -357,6 +357,9 @@ func (a *API) updateJob(r *http.Request) (int, any, error) {
 	}
 	if _, err := optionalText("error_message", in.ErrorMessage); err != nil {
 		return 0, nil, err
+	}
+	if in.Progress != nil && (*in.Progress < 0 || *in.Progress > 100) {
+		return 0, nil, errorf(http.StatusBadRequest, "progress %d is outside 0..100", *in.Progress)
 	}
 	out, err := a.one(r, jobNotFound(id), `
 		UPDATE extraction_jobs SET

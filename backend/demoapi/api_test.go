@@ -23,7 +23,7 @@ import (
 func TestMain(m *testing.M) { pgtest.Main(m) }
 
 // newAPI serves the API over a fresh database holding the demo tables.
-func newAPI(t *testing.T) (*httptest.Server, *pgxpool.Pool) {
+func newAPI(t testing.TB) (*httptest.Server, *pgxpool.Pool) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -41,7 +41,7 @@ func newAPI(t *testing.T) (*httptest.Server, *pgxpool.Pool) {
 }
 
 // call sends a request and returns the status and the decoded JSON body (nil when empty).
-func call(t *testing.T, srv *httptest.Server, method, path, body string) (int, any) {
+func call(t testing.TB, srv *httptest.Server, method, path, body string) (int, any) {
 	t.Helper()
 	req, err := http.NewRequest(method, srv.URL+path, strings.NewReader(body))
 	if err != nil {
@@ -77,7 +77,7 @@ func get(t *testing.T, srv *httptest.Server, path string) any {
 }
 
 // object asserts v is a JSON object.
-func object(t *testing.T, v any) map[string]any {
+func object(t testing.TB, v any) map[string]any {
 	t.Helper()
 	m, ok := v.(map[string]any)
 	if !ok {
@@ -106,7 +106,7 @@ func names(t *testing.T, v any) []string {
 }
 
 // id returns the "id" of a JSON object, as a path segment.
-func id(t *testing.T, v any) string {
+func id(t testing.TB, v any) string {
 	t.Helper()
 	n, ok := object(t, v)["id"].(float64)
 	if !ok {
@@ -234,7 +234,10 @@ func TestBadInputGetsA4xxJSONError(t *testing.T) {
 		{"PATCH", "/api/projects/" + pid, `{"name": ""}`, 400, "name is required"},
 		{"PATCH", "/api/projects/" + pid, `{`, 400, "malformed JSON"},
 		{"POST", "/api/projects/" + pid + "/jobs", `{}`, 400, "document_name is required"},
-		{"PATCH", "/api/jobs/" + jid, `{"progress": 101}`, 400, "check constraint"},
+		{"PATCH", "/api/jobs/" + jid, `{"progress": 101}`, 400, "outside 0..100"},
+		{"PATCH", "/api/jobs/" + jid, `{"progress": 3000000000}`, 400, "outside 0..100"},
+		{"PATCH", "/api/jobs/" + jid, `{"status": "exploded"}`, 400, "check constraint"},
+		{"POST", "/api/projects", `{"name": "a\u0000b"}`, 400, "0x00"},
 		{"PATCH", "/api/jobs/" + jid, `{"progress": "half"}`, 400, "malformed JSON"},
 	}
 	for _, tt := range tests {
