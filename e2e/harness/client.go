@@ -29,8 +29,13 @@ func BundlePath() string {
 	if v := os.Getenv("RIPPLE_E2E_BUNDLE"); v != "" {
 		return v
 	}
+	return filepath.Join(clientTSDir(), "dist", "ripple-bundle.js")
+}
+
+// clientTSDir returns this repository's client-ts folder.
+func clientTSDir() string {
 	_, file, _, _ := runtime.Caller(0)
-	return filepath.Join(filepath.Dir(file), "..", "..", "client-ts", "dist", "ripple-bundle.js")
+	return filepath.Join(filepath.Dir(file), "..", "..", "client-ts")
 }
 
 var bundle = sync.OnceValues(func() (string, error) {

@@ -5,16 +5,16 @@
 //   Node → Go  {"id":N,"ok":true,"value":…}   or {"id":N,"ok":false,"error":"…"}
 //   Node → Go  {"call":M,"fn":"selectRows","args":[…]}   a host function call
 //   Go → Node  {"reply":M,"ok":true,"value":…} or {"reply":M,"ok":false,"error":"…"}
-// Usage: node node-host.mjs BUNDLE CLIENT_JS
+// Usage: node node-host.mjs BUNDLE CLIENT_JS CLIENT_TS_DIR
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import path from "node:path";
 import readline from "node:readline";
 import vm from "node:vm";
 
-const [bundlePath, clientPath] = process.argv.slice(2);
-// The ws package comes from client-ts's node_modules, next to the bundle's dist/.
-const require = createRequire(path.join(path.dirname(bundlePath), "..", "package.json"));
+const [bundlePath, clientPath, clientTSDir] = process.argv.slice(2);
+// The ws package comes from client-ts's node_modules.
+const require = createRequire(path.join(clientTSDir, "package.json"));
 globalThis.WebSocket = require("ws");
 
 const send = (msg) => process.stdout.write(JSON.stringify(msg) + "\n");

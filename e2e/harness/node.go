@@ -22,11 +22,12 @@ var nodeHostJS string
 // nodeEngine runs a client under Node (node-host.mjs) and talks to it over
 // stdin/stdout, one JSON message a line.
 type nodeEngine struct {
-	t    testing.TB
-	cmd  *exec.Cmd
-	in   io.WriteCloser
-	db   Querier
-	done chan struct{} // closed when Node's stdout ends
+	t      testing.TB
+	cmd    *exec.Cmd
+	in     io.WriteCloser
+	db     Querier
+	done   chan struct{} // closed when Node's stdout ends
+	stderr *nodeLog
 
 	writeMu sync.Mutex
 	mu      sync.Mutex
@@ -51,7 +52,8 @@ type nodeMessage struct {
 
 // NewNodeClient is [NewClient] under Node instead of QuickJS: the same
 // bundle and client.js, with the `ws` package from client-ts's
-// node_modules as WebSocket. It needs `node` on PATH.
+// node_modules as WebSocket. It needs `node` on PATH and `npm ci` run in
+// client-ts.
 func NewNodeClient(t testing.TB, wsURL string, db Querier, opts ClientOptions) *Client {
 	t.Helper()
 	if _, err := bundle(); err != nil {
@@ -69,8 +71,9 @@ func NewNodeClient(t testing.TB, wsURL string, db Querier, opts ClientOptions) *
 		}
 	}
 	e := &nodeEngine{t: t, db: db, done: make(chan struct{}), pending: map[int64]chan nodeReply{}}
-	e.cmd = exec.Command(node, host, BundlePath(), client)
-	e.cmd.Stderr = &nodeLog{t: t}
+	e.cmd = exec.Command(node, host, BundlePath(), client, clientTSDir())
+	e.stderr = &nodeLog{t: t}
+	e.cmd.Stderr = e.stderr
 	if e.in, err = e.cmd.StdinPipe(); err != nil {
 		t.Fatal(err)
 	}
@@ -114,7 +117,7 @@ func (e *nodeEngine) Await(ctx context.Context, expr string, out any) error {
 	case <-ctx.Done():
 		return fmt.Errorf("await %s: %w", expr, ctx.Err())
 	case <-e.done:
-		return fmt.Errorf("await %s: node exited", expr)
+		return fmt.Errorf("await %s: node exited; its stderr ends with:\n%s", expr, e.stderr.tail())
 	}
 }
 
@@ -197,10 +200,29 @@ func (e *nodeEngine) close() {
 	e.calls.Wait()
 }
 
-// nodeLog sends Node's stderr to the test log.
-type nodeLog struct{ t testing.TB }
+// nodeLog sends Node's stderr to the test log and keeps its end for errors.
+type nodeLog struct {
+	t    testing.TB
+	mu   sync.Mutex
+	last []byte
+}
+
+// nodeLogTail is how much of Node's stderr an error quotes.
+const nodeLogTail = 4096
 
 func (l *nodeLog) Write(p []byte) (int, error) {
 	l.t.Logf("node: %s", p)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.last = append(l.last, p...)
+	if n := len(l.last); n > nodeLogTail {
+		l.last = append([]byte(nil), l.last[n-nodeLogTail:]...)
+	}
 	return len(p), nil
+}
+
+func (l *nodeLog) tail() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return string(l.last)
 }
