@@ -30,7 +30,7 @@ func (b *bench) runIdle(ctx context.Context, n int) (result, error) {
 	readCtx, stopReading := context.WithCancel(context.Background())
 	defer stopReading()
 	opened := time.Now()
-	subs, err := openSubscribers(ctx, b.http, gw.wsURL(), table, n, 1, readCtx)
+	subs, err := openSubscribers(ctx, b.http, gw.wsURL(), table, n, 1, readCtx, nil)
 	if err != nil {
 		return result{}, err
 	}

@@ -132,6 +132,9 @@ func (r *report) markdown() string {
 					res.subs, fmtBytes(res.perConnRSS), fmtBytes(res.perConnHeap), fmtBytes(res.perConnStack), res.goroutinesPerConn,
 					fmtDur(res.connectTime), res.connectCPU.Seconds())
 			}
+			if res.note != "" {
+				p("\n%s: %s\n", res.name, res.note)
+			}
 			if len(res.clientErrs) > 0 {
 				p("\n%s: %d client errors, first: `%s`\n", res.name, len(res.clientErrs), res.clientErrs[0])
 			}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -24,7 +25,8 @@ type stream struct {
 	pad     int // bytes of padding per row
 	// vanish, when above zero, is the fraction of subscribers that vanish
 	// after a third of the rows: half close their socket at once, half
-	// stop reading and stay connected (a client whose network went away).
+	// stop reading and stay connected (a client whose network went away;
+	// their sockets have a tiny receive buffer, so writes to them block).
 	vanish float64
 	// floorOnly runs the LISTEN client alone: no gateway, no subscribers.
 	floorOnly bool
@@ -51,6 +53,8 @@ type result struct {
 	gwPeakRSS  int64
 	gwMeasured bool
 	wall       time.Duration // first send to last delivery
+
+	note string // what the gateway's /metrics said, when it matters
 
 	// idle only.
 	perConnRSS, perConnHeap, perConnStack float64
@@ -84,9 +88,14 @@ func (b *bench) runStream(ctx context.Context, s stream) (result, error) {
 	}
 	readCtx, stopReading := context.WithCancel(context.Background())
 	defer stopReading()
+	// The first nVanish subscribers vanish: the first half close their
+	// socket, the others stop reading (with a tiny receive buffer).
+	nVanish := int(float64(s.subs) * s.vanish)
+	nClose := nVanish / 2
+	stalls := func(i int) bool { return i >= nClose && i < nVanish }
 	var subs []*subscriber
 	if !s.floorOnly {
-		if subs, err = openSubscribers(ctx, b.http, gw.wsURL(), table, s.subs, s.rows, readCtx); err != nil {
+		if subs, err = openSubscribers(ctx, b.http, gw.wsURL(), table, s.subs, s.rows, readCtx, stalls); err != nil {
 			return result{}, err
 		}
 		defer closeSubscribers(subs)
@@ -97,14 +106,13 @@ func (b *bench) runStream(ctx context.Context, s stream) (result, error) {
 	}
 	defer fl.stop()
 
-	nVanish := int(float64(s.subs) * s.vanish)
-	survivors := subs[nVanish:]
+	survivors := subs[min(nVanish, len(subs)):]
 	vanish := func() {
 		for i, sub := range subs[:nVanish] {
-			if i%2 == 0 {
-				sub.conn.CloseNow()
-			} else {
+			if stalls(i) {
 				sub.stall.Store(true)
+			} else {
+				sub.conn.CloseNow()
 			}
 		}
 	}
@@ -128,6 +136,10 @@ func (b *bench) runStream(ctx context.Context, s stream) (result, error) {
 	if b.onStreamEnd != nil {
 		b.onStreamEnd()
 	}
+	var after string
+	if nVanish > 0 {
+		after = gatewayAfterChurn(gw, s.subs)
+	}
 	cpu1, _, err := snapshotCPU(gw)
 	if err != nil {
 		return result{}, err
@@ -138,6 +150,7 @@ func (b *bench) runStream(ctx context.Context, s stream) (result, error) {
 
 	r := summarizeSubs(s.name, survivors, s.rows, w)
 	r.vanished = nVanish
+	r.note = after
 	r.floorOnly = s.floorOnly
 	r.floor = summarizeFloor(fl, w)
 	if s.floorOnly {
@@ -150,6 +163,17 @@ func (b *bench) runStream(ctx context.Context, s stream) (result, error) {
 		b.logf("%s: not every delivery arrived before the deadline", s.name)
 	}
 	return r, nil
+}
+
+// gatewayAfterChurn says, from the gateway's /metrics, how it dealt with
+// the subscribers that vanished.
+func gatewayAfterChurn(gw gateway, subs int) string {
+	conns, err1 := gw.metric("ripple_connections")
+	drops, err2 := gw.metric("ripple_dropped_messages_total")
+	if err := errors.Join(err1, err2); err != nil {
+		return "gateway metrics unavailable: " + err.Error()
+	}
+	return fmt.Sprintf("When the survivors had everything, the gateway held %.0f of the %d connections and had dropped %.0f changes from slow clients' queues (`ripple_connections`, `ripple_dropped_messages_total`).", conns, subs, drops)
 }
 
 // writeStats is when the rows were sent and committed.

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/coder/websocket"
@@ -25,6 +26,14 @@ const sourceIPs = 8
 // dialConcurrency bounds how many subscribers connect at once.
 const dialConcurrency = 64
 
+// tinyReceiveBuffer is the socket receive buffer of a subscriber that will
+// stop reading: small, so that the gateway's writes to it soon block, as
+// they do to a client whose network went away.
+const tinyReceiveBuffer = 4096
+
+// tinyBufferKey marks a dial context whose socket gets tinyReceiveBuffer.
+type tinyBufferKey struct{}
+
 // newHTTPClient returns the HTTP client the WebSocket dials go through: it
 // binds each connection to the next loopback source address.
 func newHTTPClient() *http.Client {
@@ -32,6 +41,15 @@ func newHTTPClient() *http.Client {
 	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
 		n := next.Add(1)
 		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(1+n%sourceIPs))}}
+		if ctx.Value(tinyBufferKey{}) != nil {
+			d.Control = func(_, _ string, c syscall.RawConn) error {
+				var serr error
+				err := c.Control(func(fd uintptr) {
+					serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, tinyReceiveBuffer)
+				})
+				return errors.Join(err, serr)
+			}
+		}
 		return d.DialContext(ctx, network, addr)
 	}
 	return &http.Client{Transport: &http.Transport{DialContext: dial}}
@@ -101,7 +119,8 @@ func (t *tracker) record(seq uint64, id, sentAt, now int64) bool {
 
 // openSubscribers connects n subscribers to channel on the gateway at
 // wsURL and waits for every subscription's ack. Each tracks rows changes.
-func openSubscribers(ctx context.Context, client *http.Client, wsURL, channel string, n, rows int, readCtx context.Context) ([]*subscriber, error) {
+// Subscribers for which tiny reports true get a tiny socket receive buffer.
+func openSubscribers(ctx context.Context, client *http.Client, wsURL, channel string, n, rows int, readCtx context.Context, tiny func(i int) bool) ([]*subscriber, error) {
 	subs := make([]*subscriber, n)
 	errs := make([]error, n)
 	sem := make(chan struct{}, dialConcurrency)
@@ -112,7 +131,11 @@ func openSubscribers(ctx context.Context, client *http.Client, wsURL, channel st
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			subs[i], errs[i] = openSubscriber(ctx, client, wsURL, channel, rows, readCtx)
+			dialCtx := ctx
+			if tiny != nil && tiny(i) {
+				dialCtx = context.WithValue(ctx, tinyBufferKey{}, true)
+			}
+			subs[i], errs[i] = openSubscriber(dialCtx, client, wsURL, channel, rows, readCtx)
 		}()
 	}
 	wg.Wait()
