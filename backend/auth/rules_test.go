@@ -157,3 +157,9 @@ func TestScopeValuesAreFilterValues(t *testing.T) {
 		t.Fatalf("scope %+v", g.Scope)
 	}
 }
+
+func jsonNumberDecode(raw []byte, v any) error {
+	d := json.NewDecoder(strings.NewReader(string(raw)))
+	d.UseNumber()
+	return d.Decode(v)
+}

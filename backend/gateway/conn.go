@@ -31,9 +31,11 @@ type conn struct {
 	// identity is the holder of the connection's current token; nil
 	// before a valid one arrived (or without authentication).
 	identity *auth.Identity
-	// deadlineSlot is the connection's bucket in the server's deadlines,
-	// guarded by their lock; 0 when it has none.
+	// deadlineSlot is the connection's bucket in the server's deadlines
+	// and deadlineKind what passes then, guarded by their lock; 0 when it
+	// has none.
 	deadlineSlot int64
+	deadlineKind deadlineKind
 	// bucket and strikes rate-limit subscribe, unsubscribe and auth.
 	bucket  tokenBucket
 	strikes int
@@ -219,7 +221,7 @@ func (c *conn) authenticate(token string) {
 	}
 	first := c.identity == nil
 	c.identity = id
-	c.srv.deadlines.set(c, id.Expires)
+	c.srv.deadlines.set(c, id.Expires, tokenExpires)
 	if first {
 		return
 	}
@@ -260,8 +262,8 @@ func (c *conn) unauthorized(code protocol.ErrorCode, message string) {
 
 // expire is called by the deadlines wheel when the connection's deadline
 // passed: the grace period for its first token, or its token's exp.
-func (c *conn) expire() {
-	if c.identity == nil {
+func (c *conn) expire(kind deadlineKind) {
+	if kind == graceEnds {
 		c.srv.opts.Metrics.AuthFailures.WithLabelValues("no_token").Inc()
 		c.unauthorized(protocol.ErrUnauthorized, "no valid token within "+c.srv.opts.AuthTimeout.String())
 		return
@@ -370,7 +372,7 @@ func (c *conn) ping() {
 func (c *conn) onClose(err error) {
 	c.logger().Debug("client disconnected", "err", err)
 	c.sendQueue.discard()
-	c.srv.deadlines.set(c, time.Time{})
+	c.srv.deadlines.set(c, time.Time{}, 0)
 	for key, cs := range c.subs {
 		c.drop(key, cs.s)
 	}

@@ -19,8 +19,17 @@ func newDeadlines(now time.Time) *deadlines {
 	return &deadlines{buckets: make(map[int64]map[*conn]struct{}), fired: now.Unix()}
 }
 
-// set makes at c's deadline, replacing the one it had. A zero at removes it.
-func (d *deadlines) set(c *conn, at time.Time) {
+// deadlineKind says what passes at a connection's deadline.
+type deadlineKind uint8
+
+const (
+	graceEnds    deadlineKind = iota + 1 // the connection sent no valid token in time
+	tokenExpires                         // its token's exp
+)
+
+// set makes at c's deadline of kind, replacing the one it had. A zero at
+// removes it.
+func (d *deadlines) set(c *conn, at time.Time, kind deadlineKind) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.removeLocked(c)
@@ -40,7 +49,7 @@ func (d *deadlines) set(c *conn, at time.Time) {
 		d.buckets[sec] = b
 	}
 	b[c] = struct{}{}
-	c.deadlineSlot = sec
+	c.deadlineSlot, c.deadlineKind = sec, kind
 }
 
 func (d *deadlines) removeLocked(c *conn) {
@@ -60,7 +69,7 @@ func (d *deadlines) removeLocked(c *conn) {
 // now, and forgets those deadlines. expire runs under the wheel's lock,
 // so a fresh token (which calls set) cannot slip in between the check and
 // the close; it must not call back into d.
-func (d *deadlines) fire(now time.Time, expire func(*conn)) {
+func (d *deadlines) fire(now time.Time, expire func(*conn, deadlineKind)) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	until := now.Unix()
@@ -71,7 +80,7 @@ func (d *deadlines) fire(now time.Time, expire func(*conn)) {
 	for sec := d.fired + 1; sec <= until; sec++ {
 		for c := range d.buckets[sec] {
 			c.deadlineSlot = 0
-			expire(c)
+			expire(c, c.deadlineKind)
 		}
 		delete(d.buckets, sec)
 	}

@@ -181,13 +181,13 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 			c.refuse(authErr)
 		case identity != nil:
 			c.identity = identity
-			s.deadlines.set(c, identity.Expires)
+			s.deadlines.set(c, identity.Expires, tokenExpires)
 		case c.seed:
 			// The seed protocol has no auth message: its token must be on the URL.
 			s.opts.Metrics.AuthFailures.WithLabelValues("no_token").Inc()
 			c.unauthorized(protocol.ErrUnauthorized, "no access_token")
 		default:
-			s.deadlines.set(c, time.Now().Add(s.opts.AuthTimeout))
+			s.deadlines.set(c, time.Now().Add(s.opts.AuthTimeout), graceEnds)
 		}
 	}
 	go socket.ReadLoop()
