@@ -77,7 +77,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	scenarios := fs.String("scenario", strings.Join(allScenarios, ","), "comma list of scenarios to run: "+strings.Join(allScenarios, ", "))
 	quick := fs.Bool("quick", false, "shrink every scenario for a smoke run (seconds, not minutes); skips the Go micro-benchmarks unless --micro is given")
 	out := fs.String("out", "BENCHMARKS.md", "write the report here, relative to the repository root; empty writes none")
-	profile := fs.String("profile", "", "run only fanout, against a gateway inside this process, and write a CPU profile of the stream phase to this file")
+	profile := fs.String("profile", "", "run one streaming scenario (fanout unless --scenario says otherwise) against a gateway inside this process, and write a CPU profile of its stream phases to this file")
 	heap := fs.String("heap-profile", "", "run only idle, against a gateway inside this process, and write a heap profile (after a GC) taken once every connection has subscribed to this file")
 	writePath := fs.Bool("write-path", true, "measure single-row inserts per second with and without the trigger")
 	micro := fs.Bool("micro", true, "run the backend's Go micro-benchmarks (go test -bench . -benchmem ./backend/...)")
@@ -95,9 +95,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	}
 	o := options{quick: *quick, out: *out, profile: *profile, heap: *heap, writePath: *writePath, micro: *micro, ripple: *ripple,
 		command: commandLine(args)}
-	explicitMicro := false
-	fs.Visit(func(f *flag.Flag) { explicitMicro = explicitMicro || f.Name == "micro" })
-	if o.quick && !explicitMicro {
+	explicit := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { explicit[f.Name] = true })
+	if o.quick && !explicit["micro"] {
 		o.micro = false
 	}
 	for _, s := range strings.Split(*scenarios, ",") {
@@ -113,7 +113,13 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	case o.profile != "" && o.heap != "":
 		return options{}, errors.New("--profile and --heap-profile each run their own scenario: give one of them")
 	case o.profile != "":
-		o.scenarios, o.writePath, o.micro, o.out = []string{"fanout"}, false, false, ""
+		o.writePath, o.micro, o.out = false, false, ""
+		if !explicit["scenario"] {
+			o.scenarios = []string{"fanout"}
+		}
+		if len(o.scenarios) != 1 || o.scenarios[0] == "idle" {
+			return options{}, errors.New("--profile profiles one streaming scenario: give --scenario latency, fanout or churn (default fanout)")
+		}
 	case o.heap != "":
 		o.scenarios, o.writePath, o.micro, o.out = []string{"idle"}, false, false, ""
 	}
@@ -142,9 +148,9 @@ type bench struct {
 	http      *http.Client
 	log       io.Writer
 	inProcess bool
-	// onStreamStart and onStreamEnd bracket the measured phase of a stream
-	// (the profile mode starts and stops the CPU profile there).
-	onStreamStart, onStreamEnd func()
+	// onStreamStart runs when a stream's first row is about to be written
+	// (the profile mode starts the CPU profile there).
+	onStreamStart func()
 	// onIdleConnected runs once every idle subscriber has its ack (the heap
 	// profile mode writes its profile there).
 	onIdleConnected func()
@@ -210,7 +216,7 @@ func run(ctx context.Context, opts options, stdout, stderr io.Writer) (*report, 
 		b.logf("warning: the machine is already busy (%.0f%% of one core) before the benchmark starts: the numbers will be noisy", 100*rep.background)
 	}
 	if opts.profile != "" {
-		if err := b.profileFanout(ctx, rep); err != nil {
+		if err := b.profileStream(ctx, rep); err != nil {
 			return nil, err
 		}
 		return rep, nil
@@ -312,18 +318,29 @@ func (b *bench) scenario(ctx context.Context, name string) (scenarioResults, err
 	return sr, nil
 }
 
-// profileFanout runs fanout against an in-process gateway and writes a CPU
-// profile of its stream phase to opts.profile.
-func (b *bench) profileFanout(ctx context.Context, rep *report) error {
+// profileStream runs the one scenario of opts.scenarios against an
+// in-process gateway and writes a CPU profile of its stream phases (from
+// the first write of its first run to the last delivery of its last) to
+// opts.profile.
+func (b *bench) profileStream(ctx context.Context, rep *report) error {
 	f, err := os.Create(b.opts.profile)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	var profErr error
-	b.onStreamStart = func() { profErr = pprof.StartCPUProfile(f) }
-	b.onStreamEnd = pprof.StopCPUProfile
-	sr, err := b.scenario(ctx, "fanout")
+	var (
+		started bool
+		profErr error
+	)
+	b.onStreamStart = func() {
+		if !started {
+			started, profErr = true, pprof.StartCPUProfile(f)
+		}
+	}
+	sr, err := b.scenario(ctx, b.opts.scenarios[0])
+	if started {
+		pprof.StopCPUProfile()
+	}
 	if err != nil {
 		return err
 	}

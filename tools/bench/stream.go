@@ -133,9 +133,6 @@ func (b *bench) runStream(ctx context.Context, s stream) (result, error) {
 		return result{}, err
 	}
 	complete := b.waitDelivered(ctx, survivors, fl, s.rows)
-	if b.onStreamEnd != nil {
-		b.onStreamEnd()
-	}
 	var after string
 	if nVanish > 0 {
 		after = gatewayAfterChurn(gw, s.subs)
