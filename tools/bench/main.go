@@ -78,7 +78,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	quick := fs.Bool("quick", false, "shrink every scenario for a smoke run (seconds, not minutes); skips the Go micro-benchmarks unless --micro is given")
 	out := fs.String("out", "BENCHMARKS.md", "write the report here, relative to the repository root; empty writes none")
 	profile := fs.String("profile", "", "run one streaming scenario (fanout unless --scenario says otherwise) against a gateway inside this process, and write a CPU profile of its stream phases to this file")
-	heap := fs.String("heap-profile", "", "run only idle, against a gateway inside this process, and write a heap profile (after a GC) taken once every connection has subscribed to this file")
+	heap := fs.String("heap-profile", "", "run only idle, against a gateway inside this process, and write a heap profile to this file (after a GC, once every connection has subscribed)")
 	writePath := fs.Bool("write-path", true, "measure single-row inserts per second with and without the trigger")
 	micro := fs.Bool("micro", true, "run the backend's Go micro-benchmarks (go test -bench . -benchmem ./backend/...)")
 	ripple := fs.String("ripple", "", "use this ripple binary instead of building ./backend/cmd/ripple")

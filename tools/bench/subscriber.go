@@ -252,8 +252,13 @@ func (s *subscriber) handle(line []byte, now int64) {
 	}
 	switch m.Type {
 	case "subscribed":
-		s.last = m.Seq
-		close(s.ready)
+		select {
+		case <-s.ready:
+			s.errs = append(s.errs, "a second subscribed ack")
+		default:
+			s.last = m.Seq
+			close(s.ready)
+		}
 	case "change":
 		if s.record(m.Seq, m.Change.New.ID, m.Change.New.SentAt, now) {
 			s.count.Add(1)
