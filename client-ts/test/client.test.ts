@@ -480,3 +480,90 @@ describe("RealtimeClient heartbeat", () => {
     expect(sockets[0]!.sentOfType("ping")).toHaveLength(0);
   });
 });
+
+/** jwt returns an unsigned JWT-shaped token whose exp is expMs (client-side decoding never verifies). */
+function jwt(expMs: number, extra: Record<string, unknown> = {}): string {
+  const part = (v: unknown) => Buffer.from(JSON.stringify(v)).toString("base64url");
+  return `${part({ alg: "HS256", typ: "JWT" })}.${part({ sub: "u", exp: Math.floor(expMs / 1000), ...extra })}.c2ln`;
+}
+
+describe("RealtimeClient token refresh", () => {
+  it("reads exp from a JWT without verifying it, and nothing from other tokens", async () => {
+    const { tokenExpiryMs } = await import("../src/core/client.js");
+    expect(tokenExpiryMs(jwt(1_700_000_000_000, { name: "Zoë ✓" }))).toBe(1_700_000_000_000);
+    expect(tokenExpiryMs("opaque-token")).toBeUndefined();
+    expect(tokenExpiryMs("a.@@@.c")).toBeUndefined();
+    expect(tokenExpiryMs(`x.${Buffer.from('{"exp":"soon"}').toString("base64url")}.y`)).toBeUndefined();
+  });
+
+  it("sends a fresh token on the open socket before the current one expires", async () => {
+    let calls = 0;
+    const { client, sockets, last } = setup({
+      heartbeat: false, // the fake socket answers no pings
+      auth: async () => {
+        calls++;
+        return jwt(Date.now() + 120_000, { n: calls });
+      },
+    });
+    client.subscribe(listener());
+    last().open();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(last().sentOfType("auth")).toHaveLength(1);
+    await vi.advanceTimersByTimeAsync(89_000); // exp - 30 s margin is at 90 s
+    expect(last().sentOfType("auth")).toHaveLength(1);
+    await vi.advanceTimersByTimeAsync(1_000);
+    const auths = last().sentOfType("auth");
+    expect(auths).toHaveLength(2);
+    expect(tokenN(auths[1]!.token)).toBe(2);
+    await vi.advanceTimersByTimeAsync(90_000); // and again before the fresh token's exp
+    expect(last().sentOfType("auth")).toHaveLength(3);
+    expect(sockets).toHaveLength(1); // no reconnect was needed
+  });
+
+  it("stops refreshing when the socket is lost, and asks again on reconnect", async () => {
+    let calls = 0;
+    const { client, sockets, last } = setup({ auth: () => jwt(Date.now() + 60_000, { n: ++calls }), random: () => 0 });
+    client.subscribe(listener());
+    last().open();
+    sockets[0]!.drop();
+    await vi.advanceTimersByTimeAsync(40_000);
+    expect(calls).toBe(1); // the lost socket's refresh timer was cleared
+    expect(sockets).toHaveLength(2);
+    sockets[1]!.open();
+    expect(tokenN(sockets[1]!.sentOfType("auth")[0]!.token)).toBe(2);
+  });
+
+  it("reconnects with a fresh token after close 4001", async () => {
+    let calls = 0;
+    const errors: unknown[] = [];
+    const { client, sockets, last } = setup({
+      auth: () => jwt(Date.now() + 3_600_000, { n: ++calls }),
+      random: () => 0,
+      onError: (e) => errors.push(e),
+    });
+    client.subscribe(listener());
+    openAndAck(last());
+    last().receive({ type: "error", code: "token_expired", message: "the token expired" });
+    last().drop(4001);
+    expect(client.status).toBe("reconnecting");
+    await vi.advanceTimersByTimeAsync(0);
+    expect(sockets).toHaveLength(2);
+    sockets[1]!.open();
+    expect(sockets[1]!.sent().map((m) => m.type)).toEqual(["auth", "subscribe"]);
+    expect(tokenN(sockets[1]!.sentOfType("auth")[0]!.token)).toBe(2);
+    expect(errors).toContainEqual(expect.objectContaining({ code: "token_expired" }));
+  });
+
+  it("does not refresh in a loop a token already inside the margin", async () => {
+    let calls = 0;
+    const { client, last } = setup({ auth: () => (calls++, jwt(Date.now() + 10_000)) });
+    client.subscribe(listener());
+    last().open();
+    await vi.advanceTimersByTimeAsync(60_000);
+    expect(calls).toBe(1);
+  });
+});
+
+function tokenN(token: string): unknown {
+  return JSON.parse(Buffer.from(token.split(".")[1]!, "base64url").toString()).n;
+}

@@ -94,8 +94,16 @@ export interface HeartbeatOptions {
 export interface RealtimeClientOptions {
   /** url is the gateway's WebSocket endpoint, e.g. `wss://example.com/ws`. */
   url: string;
-  /** auth provides the token sent in an `auth` message each time the socket opens. */
+  /**
+   * auth provides the token sent in an `auth` message each time the socket
+   * opens. When the token is a JWT with an `exp`, the provider is asked
+   * again `tokenRefreshMarginMs` before it expires and the fresh token is
+   * sent on the open socket; a socket the gateway closes with 4001
+   * (unauthorized or expired) reconnects and asks the provider again.
+   */
   auth?: TokenProvider;
+  /** tokenRefreshMarginMs is how long before a token's `exp` a fresh one is sent. Default 30000. */
+  tokenRefreshMarginMs?: number;
   /** WebSocket is the socket class. Default: the global `WebSocket`; without one the client does nothing. */
   WebSocket?: WebSocketConstructor;
   /** timers schedule backoff and heartbeat. Default: the global timer functions. */
@@ -155,6 +163,7 @@ interface Subscription {
 export class RealtimeClient {
   readonly #url: string;
   readonly #auth?: TokenProvider;
+  readonly #refreshMarginMs: number;
   readonly #WebSocket?: WebSocketConstructor;
   readonly #timers: Timers;
   readonly #now: () => number;
@@ -181,12 +190,14 @@ export class RealtimeClient {
   #reconnectTimer?: TimerHandle;
   #heartbeatTimer?: TimerHandle;
   #pongTimer?: TimerHandle;
+  #refreshTimer?: TimerHandle;
   #stopWatchingWakeUps?: () => void;
 
   /** constructor stores the options; no socket opens before the first subscription or {@link connect}. */
   constructor(options: RealtimeClientOptions) {
     this.#url = options.url;
     this.#auth = options.auth;
+    this.#refreshMarginMs = options.tokenRefreshMarginMs ?? 30_000;
     this.#WebSocket = options.WebSocket ?? globalWebSocket();
     this.#timers = options.timers ?? globalTimers();
     this.#now = options.now ?? (() => Date.now());
@@ -336,11 +347,47 @@ export class RealtimeClient {
 
   #start(token: string | null | undefined): void {
     if (token) this.#send({ type: "auth", token });
+    this.#scheduleRefresh(token);
     this.#ready = true;
     this.#everOpened = true;
     for (const subscription of this.#bySub.values()) this.#sendSubscribe(subscription);
     this.#startHeartbeat();
     this.#setStatus("open");
+  }
+
+  /** scheduleRefresh arms the timer that sends a fresh token before token's exp. */
+  #scheduleRefresh(token: string | null | undefined): void {
+    if (this.#refreshTimer !== undefined) this.#timers.clearTimeout(this.#refreshTimer);
+    this.#refreshTimer = undefined;
+    const expMs = token ? tokenExpiryMs(token) : undefined;
+    if (expMs === undefined || !this.#auth) return;
+    const delay = expMs - this.#refreshMarginMs - this.#now();
+    // A token already inside the margin is not refreshed in a loop: the
+    // gateway closes with 4001 at its exp and the reconnect asks again.
+    if (delay <= 0) return;
+    const generation = this.#generation;
+    this.#refreshTimer = this.#timers.setTimeout(() => {
+      this.#refreshTimer = undefined;
+      this.#refresh(generation);
+    }, delay);
+  }
+
+  #refresh(generation: number): void {
+    const auth = this.#auth;
+    if (!auth) return;
+    const proceed = (token: string | null | undefined) => {
+      if (generation !== this.#generation || !token) return;
+      this.#send({ type: "auth", token });
+      this.#scheduleRefresh(token);
+    };
+    const fail = (error: unknown) => this.#report(asError(error, "auth token provider (refresh)"));
+    try {
+      const token = auth();
+      if (isPromiseLike(token)) token.then(proceed, fail);
+      else proceed(token);
+    } catch (error) {
+      fail(error);
+    }
   }
 
   #sendSubscribe(subscription: Subscription): void {
@@ -475,6 +522,8 @@ export class RealtimeClient {
     if (this.#heartbeatTimer !== undefined) this.#timers.clearInterval(this.#heartbeatTimer);
     this.#heartbeatTimer = undefined;
     this.#clearPongTimer();
+    if (this.#refreshTimer !== undefined) this.#timers.clearTimeout(this.#refreshTimer);
+    this.#refreshTimer = undefined;
     const socket = this.#socket;
     this.#socket = undefined;
     if (socket) {
@@ -529,6 +578,43 @@ export class RealtimeClient {
   #report(error: ErrorMessage | Error): void {
     this.#onError?.(error);
   }
+}
+
+/**
+ * tokenExpiryMs reads a JWT's `exp` (in ms) without verifying it; undefined
+ * for a token that is not a JWT or has no numeric exp. It needs no `atob`
+ * or `TextDecoder`, which some JavaScript engines lack.
+ */
+export function tokenExpiryMs(token: string): number | undefined {
+  const payload = token.split(".")[1];
+  if (payload === undefined) return undefined;
+  try {
+    const claims: unknown = JSON.parse(base64UrlToLatin1(payload));
+    const exp = typeof claims === "object" && claims !== null ? (claims as { exp?: unknown }).exp : undefined;
+    return typeof exp === "number" && Number.isFinite(exp) ? exp * 1000 : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+const BASE64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+/** base64UrlToLatin1 decodes base64url to one char per byte (enough to JSON.parse an ASCII exp). */
+function base64UrlToLatin1(input: string): string {
+  let out = "";
+  let bits = 0;
+  let value = 0;
+  for (const ch of input.replace(/=+$/, "")) {
+    const digit = BASE64URL.indexOf(ch === "+" ? "-" : ch === "/" ? "_" : ch);
+    if (digit < 0) throw new Error("not base64url");
+    value = ((value << 6) | digit) & 0xffffff;
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out += String.fromCharCode((value >> bits) & 0xff);
+    }
+  }
+  return out;
 }
 
 function isPromiseLike<T>(value: unknown): value is PromiseLike<T> {
