@@ -1,6 +1,6 @@
 import { useIsFetching, useMutation } from "@tanstack/react-query";
 import { useRealtimeStatus } from "@ripple-rt/client";
-import { useEffect, useState, type FormEvent } from "react";
+import { useEffect, useState, useSyncExternalStore, type FormEvent } from "react";
 import { api, type ExtractionJob, type Project } from "./api";
 import { useExtractionJobs, useProjects } from "./live";
 import { useStats } from "./stats";
@@ -49,11 +49,28 @@ export function App() {
 
 const statusLabels = { open: "live", reconnecting: "reconnecting", connecting: "connecting", closed: "offline" } as const;
 
+/** useOnline follows the browser's online/offline events. */
+function useOnline(): boolean {
+  return useSyncExternalStore(
+    (onChange) => {
+      window.addEventListener("online", onChange);
+      window.addEventListener("offline", onChange);
+      return () => {
+        window.removeEventListener("online", onChange);
+        window.removeEventListener("offline", onChange);
+      };
+    },
+    () => navigator.onLine,
+  );
+}
+
 function StatusBadge() {
   const status = useRealtimeStatus();
+  const online = useOnline();
   const fetching = useIsFetching();
   const { subscribed } = useStats();
-  const label = statusLabels[status];
+  // Not connected and without a network: the client keeps retrying, but the honest word is offline.
+  const label = status !== "open" && !online ? "offline" : statusLabels[status];
   return (
     <span className={`badge badge-${label}`} data-testid="status" data-status={label} data-subscribed={subscribed} data-fetching={fetching}>
       <i /> {label}

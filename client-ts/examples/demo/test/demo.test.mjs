@@ -7,7 +7,7 @@
 // RIPPLE_DEMO_SCREENSHOT=<path> also saves the final screenshot there
 // (the README's docs/demo.png).
 import assert from "node:assert/strict";
-import { copyFileSync, mkdirSync } from "node:fs";
+import { copyFileSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import pg from "pg";
@@ -114,6 +114,12 @@ describe("demo page against ripple dev", { timeout: 300_000 }, () => {
   });
 
   after(async () => {
+    // Artifacts for a failed run: what each tab showed last and what ripple dev printed.
+    mkdirSync(resultsDir, { recursive: true });
+    for (const [i, tab] of (tabs ?? []).entries()) {
+      await tab.page.screenshot({ path: join(resultsDir, `last-tab-${i}.png`) }).catch((error) => console.error(`screenshot of tab ${i}: ${error.message}`));
+    }
+    if (ripple) writeFileSync(join(resultsDir, "ripple-dev.log"), ripple.output());
     await browser?.close();
     await db?.end();
     await ripple?.kill();
@@ -241,10 +247,16 @@ describe("demo page against ripple dev", { timeout: 300_000 }, () => {
     );
   });
 
-  it("shows reconnecting while the gateway is down, then live, with both lists equal to the database", async () => {
+  it("shows reconnecting (offline without a network) while the gateway is down, then live, with both lists equal to the database", async () => {
     const refetchesBefore = await Promise.all(tabs.map((t) => t.counter("refetches")));
+    const badge = (tab, want) => waitFor(`the badge to say ${want}`, async () => (await tab.badge().getAttribute("data-status")) === want, deadline);
     await ripple.kill("SIGKILL");
-    for (const tab of tabs) await waitFor("the badge to say reconnecting", async () => (await tab.badge().getAttribute("data-status")) === "reconnecting", deadline);
+    for (const tab of tabs) await badge(tab, "reconnecting");
+    // Disconnected and without a network, the badge says offline.
+    await tabs[1].page.context().setOffline(true);
+    await badge(tabs[1], "offline");
+    await tabs[1].page.context().setOffline(false);
+    await badge(tabs[1], "reconnecting");
 
     // Written while nobody listens: these notifications are lost for good.
     const selected = await tabs[0].selectedProject();
