@@ -71,6 +71,20 @@ func repoRoot() (string, error) {
 	}
 }
 
+// gatewaySettings is the environment the benchmark's gateway runs with:
+// the defaults, except no authentication, quiet logs, and no cap on
+// connections per client IP (every subscriber comes from this machine).
+func gatewaySettings(dbURL, channel, addr string) map[string]string {
+	return map[string]string{
+		"DATABASE_URL":            dbURL,
+		"PG_CHANNELS":             channel,
+		"RIPPLE_ADDR":             addr,
+		"RIPPLE_AUTH":             "none",
+		"RIPPLE_LOG_LEVEL":        "warn",
+		"RIPPLE_MAX_CONNS_PER_IP": "1000000",
+	}
+}
+
 // processGateway is `ripple serve` running as a child process, so that its
 // CPU time and memory are its own.
 type processGateway struct {
@@ -89,13 +103,10 @@ func startProcessGateway(ctx context.Context, bin, dbURL, channel string) (*proc
 	}
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	cmd := exec.Command(bin, "serve")
-	cmd.Env = append(os.Environ(),
-		"DATABASE_URL="+dbURL,
-		"PG_CHANNELS="+channel,
-		"RIPPLE_ADDR="+addr,
-		"RIPPLE_AUTH=none",
-		"RIPPLE_LOG_LEVEL=warn",
-	)
+	cmd.Env = os.Environ()
+	for k, v := range gatewaySettings(dbURL, channel, addr) {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
 	g := &processGateway{cmd: cmd, addr: addr, exited: make(chan struct{}), stderr: &tailBuffer{max: 8 << 10}}
 	cmd.Stdout, cmd.Stderr = g.stderr, g.stderr
 	// The gateway dies with the tool, whatever happens to the tool.
@@ -142,9 +153,7 @@ func (g *processGateway) stop() error {
 type inProcessGateway struct{ srv *server.Server }
 
 func startInProcessGateway(ctx context.Context, dbURL, channel string) (*inProcessGateway, error) {
-	env := map[string]string{
-		"DATABASE_URL": dbURL, "PG_CHANNELS": channel, "RIPPLE_ADDR": "127.0.0.1:0", "RIPPLE_AUTH": "none",
-	}
+	env := gatewaySettings(dbURL, channel, "127.0.0.1:0")
 	fs := flag.NewFlagSet("ripple", flag.ContinueOnError)
 	config.RegisterFlags(fs)
 	cfg, err := config.Load(fs, func(k string) string { return env[k] }, true)

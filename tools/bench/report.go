@@ -79,7 +79,7 @@ func (r *report) markdown() string {
 	if r.quick {
 		p(" **Quick run: scenarios shrunk for a smoke test; the numbers are not comparable with the targets.**")
 	}
-	p("\n\nEverything runs on one machine over loopback: Postgres (a throwaway cluster), the gateway (`ripple serve`, a separate process, default settings), and the bench client (github.com/coder/websocket subscribers, pgx writers, a raw pgx `LISTEN` client). They share the CPUs.\n\n")
+	p("\n\nEverything runs on one machine over loopback: Postgres (a throwaway cluster), the gateway (`ripple serve`, a separate process, default settings except `RIPPLE_AUTH=none` and no cap on connections per client IP), and the bench client (github.com/coder/websocket subscribers, pgx writers, a raw pgx `LISTEN` client). They share the CPUs.\n\n")
 	p("| machine | |\n| --- | --- |\n")
 	p("| CPU | %s |\n| cores (nproc) | %d |\n| kernel | %s |\n| Go | %s |\n| Postgres | %s |\n", r.machine.cpu, r.machine.nproc, r.machine.kernel, r.machine.goVersion, r.machine.postgres)
 	p("| load before the run | %.0f%% of one core busy with other work |\n\n", 100*r.background)
