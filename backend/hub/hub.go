@@ -2,8 +2,8 @@
 // a monotonically increasing seq, a ring buffer of recent changes for
 // resume, and the subscriptions, sharded by channel the way centrifuge's
 // hub is. Each change is encoded at most once per form it takes (as
-// received, as an INSERT, as a DELETE), lazily, and the same bytes go to
-// every subscriber.
+// received, as an INSERT, as a DELETE) and per [View] of an authorization
+// rule, lazily, and the same bytes go to every subscriber.
 package hub
 
 import (
@@ -30,7 +30,9 @@ type Options struct {
 	// reconnecting client can resume. Default 1024 ([DefaultRingSize]).
 	// Memory: each kept change holds its payload (at most 8000 bytes as the
 	// trigger sends it, more once hydrated) plus about 100 bytes, and the
-	// INSERT/DELETE forms of UPDATEs that moved rows across a filter; so
+	// derived forms made for its subscribers (INSERT/DELETE forms of
+	// UPDATEs that moved rows across a filter or scope, and one form per
+	// authorization rule that strips columns); so
 	// 1024 changes of 500 bytes cost about 0.6 MB per channel.
 	RingSize int
 }
