@@ -19,6 +19,7 @@ export function useProjectsLive(): void {
     channel: "projects",
     queryKey: projectsKey,
     sort: newestFirst,
+    maxLength: 200, // as many as GET /api/projects returns
     onSubscribed: () => markSubscribed("projects"),
   });
 }
@@ -33,7 +34,7 @@ export function useExtractionJobsLive(projectId: number | undefined): void {
     filter: { column: "project_id", op: "eq", value: projectId ?? 0 },
     queryKey: jobsKey(projectId ?? 0),
     sort: newestFirst,
-    maxLength: 200,
+    maxLength: 200, // as many as GET /api/projects/{id}/jobs returns
     enabled: projectId !== undefined,
     onSubscribed: () => markSubscribed("extraction_jobs"),
   });
