@@ -43,12 +43,20 @@ const securityRules = `{
       "scope": [{"column": "organization_id", "claim": "org_id"}],
       "omit": ["api_key"]
     },
+    "legacy_projects": {
+      "scope": [{"column": "organization_id", "claim": "org_id"}],
+      "omit": ["api_key"]
+    },
     "items": {}
   }
 }`
 
 const projectsTable = `
-CREATE TABLE projects (id bigint PRIMARY KEY, organization_id text NOT NULL, name text, api_key text);`
+CREATE TABLE projects (id bigint PRIMARY KEY, organization_id text NOT NULL, name text, api_key text);
+-- A table on the seed's own trigger: its UPDATEs carry no old row.
+CREATE TABLE legacy_projects (id bigint PRIMARY KEY, organization_id text NOT NULL, name text, api_key text);
+CREATE TRIGGER legacy_projects_notify AFTER INSERT OR UPDATE OR DELETE ON legacy_projects
+  FOR EACH ROW EXECUTE FUNCTION public.notify_row_change();`
 
 // secure starts a gateway with RIPPLE_AUTH=jwt (HS256, audience "ripple"),
 // the rules above, FRONTEND_URL and a projects table; edit may change the
@@ -61,7 +69,7 @@ func secure(t *testing.T, edit func(*config.Config)) *env {
 	}
 	e := start(t, func(c *config.Config) {
 		c.Auth, c.JWTSecret, c.JWTAudience, c.RulesFile = "jwt", testSecret, "ripple", rules
-		c.Channels = append(c.Channels, "projects")
+		c.Channels = append(c.Channels, "projects", "legacy_projects")
 		c.AllowedOrigins = []string{testOrigin}
 		c.AuthTimeout = time.Second
 		if edit != nil {
@@ -337,6 +345,29 @@ func TestScopesKeepOrganizationsApart(t *testing.T) {
 	expectChange(t, b, "p", protocol.OpUpdate, 4, 2)
 	expectChange(t, a, "p", protocol.OpInsert, 5, 3)
 	expectChange(t, a, "sneaky", protocol.OpInsert, 5, 3)
+}
+
+func TestRowLeavingTheScopeWithoutOldRow(t *testing.T) {
+	t.Parallel()
+	e := secure(t, nil)
+	a := authed(t, e, hs256(t, claims("org-a")))
+	b := authed(t, e, hs256(t, claims("org-b")))
+	a.subscribe("l", "legacy_projects", nil)
+	b.subscribe("l", "legacy_projects", nil)
+	e.exec(`INSERT INTO legacy_projects VALUES (1, 'org-a', 'a-name', 'key-1')`)
+	expectChange(t, a, "l", protocol.OpInsert, 1, 1)
+	// The seed's trigger sends no old row: the gateway cannot tell that
+	// row 1 was org A's, so A gets a DELETE carrying the key alone.
+	e.exec(`UPDATE legacy_projects SET organization_id = 'org-b', name = 'b-name', api_key = 'key-2' WHERE id = 1`)
+	f := expectChange(t, a, "l", protocol.OpDelete, 2, 1)
+	if len(f.Change.Old) != 1 || f.Change.New != nil {
+		t.Fatalf("org A got %s, want a DELETE with only the key", f.raw)
+	}
+	f = expectChange(t, b, "l", protocol.OpUpdate, 2, 1)
+	if f.Change.New["name"] != "b-name" {
+		t.Fatalf("org B got %s", f.raw)
+	}
+	noData(t, f.raw, "key-", "api_key")
 }
 
 func TestOmittedColumnsNeverSent(t *testing.T) {
