@@ -57,7 +57,6 @@ func (c *conn) init(socket *gws.Conn, ip string) {
 	c.socket = socket
 	c.ip = ip
 	c.subs = make(map[string]sub)
-	c.bucket = tokenBucket{rate: c.srv.opts.SubscribeRate, burst: c.srv.burst, tokens: c.srv.burst}
 	c.pingFn = c.ping
 	c.sendQueue.init(c)
 }
@@ -138,7 +137,7 @@ func (c *conn) handle(data []byte) {
 // admit takes a token from the connection's bucket, or answers
 // rate_limited (and closes with 4008 after maxStrikes in a row).
 func (c *conn) admit() bool {
-	if c.bucket.take(time.Now()) {
+	if c.bucket.take(time.Now(), c.srv.opts.SubscribeRate, c.srv.burst) {
 		c.strikes = 0
 		return true
 	}

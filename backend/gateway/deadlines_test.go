@@ -49,20 +49,23 @@ func TestDeadlinesFireOnceWhenDue(t *testing.T) {
 
 func TestTokenBucket(t *testing.T) {
 	t.Parallel()
-	t0 := time.Unix(0, 0)
-	b := tokenBucket{rate: 2, burst: 3, tokens: 3}
+	t0 := time.Unix(1_800_000_000, 0)
+	var b tokenBucket
+	take := func(at time.Time) bool { return b.take(at, 2, 3) }
 	for i := range 3 {
-		if !b.take(t0) {
+		if !take(t0) {
 			t.Fatalf("burst message %d refused", i)
 		}
 	}
-	if b.take(t0) {
+	if take(t0) {
 		t.Fatal("a message over the burst passed")
 	}
-	if !b.take(t0.Add(500*time.Millisecond)) || b.take(t0.Add(500*time.Millisecond)) {
+	half := t0.Add(500 * time.Millisecond)
+	if !take(half) || take(half) {
 		t.Fatal("half a second at 2/s should admit exactly one message")
 	}
-	if !b.take(t0.Add(time.Hour)) || !b.take(t0.Add(time.Hour)) || !b.take(t0.Add(time.Hour)) || b.take(t0.Add(time.Hour)) {
+	later := t0.Add(time.Hour)
+	if !take(later) || !take(later) || !take(later) || take(later) {
 		t.Fatal("an idle bucket refills to its burst, no further")
 	}
 }
