@@ -1,7 +1,9 @@
 // Package gateway serves Ripple's WebSocket endpoint /ws with gws, plus
 // /healthz, /readyz and /metrics. It speaks protocol v1 to clients that
 // offer the subprotocol ripple.v1 and the seed's protocol to clients that
-// offer none. Every connection has a bounded send queue drained by batched
+// offer none. With an [auth.Verifier] every connection must present a
+// valid token, and [auth.Rules] decide what each subscription may see;
+// limits per connection and per client IP guard the edge. Every connection has a bounded send queue drained by batched
 // writes scheduled on gws's per-connection task queue, so an idle
 // connection costs no goroutine beyond gws's read loop and a slow client
 // never makes anyone else wait.
