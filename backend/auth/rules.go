@@ -135,6 +135,15 @@ func ParseRules(raw []byte) (*Rules, error) {
 	return r, nil
 }
 
+// Covers reports whether a rule (its own or "*") applies to channel; a
+// channel not covered is forbidden to everyone. A nil *Rules covers every channel.
+func (r *Rules) Covers(channel string) bool {
+	if r == nil {
+		return true
+	}
+	return r.channels[channel] != nil || r.channels[AnyChannel] != nil
+}
+
 // Grant is what [Rules.Authorize] lets one token do on one channel.
 type Grant struct {
 	// Scope are the conditions every change is matched against.

@@ -86,8 +86,11 @@ func TestNoDefaultRuleForbidsOtherChannels(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := r.Authorize("secrets", map[string]any{"sub": "u"}); err == nil {
+	if _, err := r.Authorize("secrets", map[string]any{"sub": "u"}); err == nil || r.Covers("secrets") {
 		t.Fatal("a channel without a rule was allowed")
+	}
+	if !r.Covers("projects") {
+		t.Fatal("a channel with a rule is not covered")
 	}
 	g, err := r.Authorize("projects", map[string]any{"sub": "u"})
 	if err != nil || len(g.Scope) != 0 || g.View == nil {

@@ -126,6 +126,15 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, mounts ...M
 	if cfg.Auth == "none" {
 		log.Warn("authentication is off (RIPPLE_AUTH=none): any client may subscribe to any channel")
 	}
+	var uncovered []string
+	for _, ch := range s.Channels {
+		if !rules.Covers(ch) {
+			uncovered = append(uncovered, ch)
+		}
+	}
+	if len(uncovered) > 0 {
+		log.Warn("RIPPLE_RULES has no rule for these channels: nobody may subscribe to them", "channels", uncovered)
+	}
 	if s.gateway, err = gateway.New(gateway.Options{
 		Hub:              s.hub,
 		Channels:         s.Channels,
