@@ -994,6 +994,28 @@ func TestTwoGatewaysDeliverEveryChange(t *testing.T) {
 	}
 }
 
+// TestLargeUpdateLeavingAFilter: an UPDATE of a row too large for
+// pg_notify is hydrated and goes out without old (the previous row is
+// unknown). When it moves the row out of a filtered subscription, that
+// subscription must still learn that the row left (as a DELETE), or its
+// list keeps a row that no longer belongs to it.
+func TestLargeUpdateLeavingAFilter(t *testing.T) {
+	t.Parallel()
+	e := start(t, nil)
+	c := dial(t, e.url, protocol.Subprotocol)
+	c.subscribe("p7", "items", &protocol.Filter{Column: "project_id", Op: protocol.FilterEq, Value: 7})
+	big := strings.Repeat("ripple ", 2000) // over pg_notify's limit: truncated, then hydrated
+	e.exec(`INSERT INTO items VALUES (1, 7, $1)`, big)
+	expectChange(t, c, "p7", protocol.OpInsert, 1, 1)
+	e.exec(`UPDATE items SET project_id = 8 WHERE id = 1`)
+	expectChange(t, c, "p7", protocol.OpDelete, 2, 1)
+	e.exec(`UPDATE items SET project_id = 7 WHERE id = 1`)
+	f := c.expect("change")
+	if f.Seq != 3 || f.Change.Op == protocol.OpDelete || f.Change.New["project_id"] != float64(7) || f.Change.New["name"] != big {
+		t.Fatalf("row moving back in: got %.300s, want it whole", f.raw)
+	}
+}
+
 // TestBadNotificationsAreCountedAndSkipped sends notifications the gateway
 // cannot use on an enabled channel: each is counted, nothing crashes, and
 // later changes still flow.
