@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -23,6 +24,7 @@ func runTail(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		`{"channel":…,"seq":…,"change":{"op":…,"table":…,"new":…}}`+"\nReconnects and resumes on its own; resyncs are reported on stderr.", stderr)
 	wsURL := fs.String("url", "ws://127.0.0.1:8080/ws", "the gateway's WebSocket URL")
 	filter := fs.String("filter", "", "only rows where column=value (e.g. project_id=7)")
+	token := fs.String("token", os.Getenv("RIPPLE_TOKEN"), "JWT sent in an auth message (env RIPPLE_TOKEN); not needed when the gateway runs with RIPPLE_AUTH=none")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -30,7 +32,7 @@ func runTail(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		fs.Usage()
 		return errors.New("tail: name at least one channel")
 	}
-	t := &tailer{url: *wsURL, channels: fs.Args(), out: stdout, errOut: stderr, pos: map[string]*protocol.Position{}}
+	t := &tailer{url: *wsURL, token: *token, channels: fs.Args(), out: stdout, errOut: stderr, pos: map[string]*protocol.Position{}}
 	if *filter != "" {
 		col, val, ok := strings.Cut(*filter, "=")
 		if !ok || col == "" {
@@ -53,6 +55,7 @@ func filterValue(v string) any {
 type tailer struct {
 	gws.BuiltinEventHandler
 	url      string
+	token    string
 	channels []string
 	filter   *protocol.Filter
 	out      io.Writer
@@ -92,8 +95,14 @@ func (t *tailer) session(ctx context.Context) error {
 	}
 	go conn.ReadLoop()
 	t.mu.Lock()
+	var msgs []any
+	if t.token != "" {
+		msgs = append(msgs, protocol.AuthMessage{Type: "auth", Token: t.token})
+	}
 	for _, ch := range t.channels {
-		msg := protocol.SubscribeMessage{Type: "subscribe", Sub: ch, Channel: ch, Filter: t.filter, Resume: t.pos[ch]}
+		msgs = append(msgs, protocol.SubscribeMessage{Type: "subscribe", Sub: ch, Channel: ch, Filter: t.filter, Resume: t.pos[ch]})
+	}
+	for _, msg := range msgs {
 		b, _ := json.Marshal(msg)
 		if err := conn.WriteMessage(gws.OpcodeText, b); err != nil {
 			t.mu.Unlock()
