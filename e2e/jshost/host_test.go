@@ -407,3 +407,68 @@ func TestPausedDialsWaitForResume(t *testing.T) {
 	h.ResumeDials()
 	mustWait(t, h, "opened")
 }
+
+func TestWebSocketSendsConfiguredHeaders(t *testing.T) {
+	t.Parallel()
+	origins := make(chan string, 1)
+	up := gws.NewUpgrader(&gws.BuiltinEventHandler{}, nil)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		origins <- r.Header.Get("Origin")
+		c, err := up.Upgrade(w, r)
+		if err != nil {
+			return
+		}
+		go c.ReadLoop()
+	}))
+	t.Cleanup(srv.Close)
+	h := jshost.New(t, jshost.Options{Header: http.Header{"Origin": {"https://app.example"}}})
+	mustEval(t, h, fmt.Sprintf(`globalThis.opened = false; new WebSocket(%q).onopen = () => { opened = true }`, "ws"+strings.TrimPrefix(srv.URL, "http")))
+	mustWait(t, h, "opened")
+	if got := <-origins; got != "https://app.example" {
+		t.Fatalf("Origin = %q, want the configured one", got)
+	}
+}
+
+func BenchmarkJSON(b *testing.B) {
+	h := jshost.New(b, jshost.Options{})
+	var v int
+	for b.Loop() {
+		if err := h.JSON("1 + 1", &v); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkWebSocketEcho(b *testing.B) {
+	up := gws.NewUpgrader(&echo{}, nil)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := up.Upgrade(w, r)
+		if err != nil {
+			return
+		}
+		go c.ReadLoop()
+	}))
+	b.Cleanup(srv.Close)
+	h := jshost.New(b, jshost.Options{})
+	ctx := context.Background()
+	if err := h.Eval("setup", fmt.Sprintf(`
+		globalThis.received = 0;
+		globalThis.ws = new WebSocket(%q);
+		ws.onmessage = () => { received++ };
+	`, "ws"+strings.TrimPrefix(srv.URL, "http"))); err != nil {
+		b.Fatal(err)
+	}
+	if err := h.WaitUntil(ctx, "ws.readyState === 1"); err != nil {
+		b.Fatal(err)
+	}
+	n := 0
+	for b.Loop() {
+		n++
+		if err := h.Eval("send", `ws.send("ping")`); err != nil {
+			b.Fatal(err)
+		}
+		if err := h.WaitUntil(ctx, fmt.Sprintf("received === %d", n)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
