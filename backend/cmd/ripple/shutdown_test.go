@@ -116,6 +116,69 @@ func TestRollingRestart(t *testing.T) {
 	t.Logf("SIGTERM to exit: %v with one connected client", exited.Round(time.Millisecond))
 }
 
+// TestShutdownIsBoundedWithAStalledClient: a client that stopped reading
+// (its socket buffers full, so not even a close frame gets through) does
+// not hold a SIGTERM up beyond RIPPLE_SHUTDOWN_TIMEOUT.
+func TestShutdownIsBoundedWithAStalledClient(t *testing.T) {
+	t.Parallel()
+	const shutdownTimeout = 2 * time.Second
+	pg := pgtest.Cluster(t)
+	ctx := context.Background()
+	db, err := pgx.Connect(ctx, pg.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close(ctx)
+	if err := schema.Apply(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(ctx, `CREATE TABLE items (id bigint PRIMARY KEY, name text)`); err != nil {
+		t.Fatal(err)
+	}
+	if err := schema.Enable(ctx, db, "items"); err != nil {
+		t.Fatal(err)
+	}
+	addr := freeAddr(t)
+	// A send queue large enough that the stalled client is never dropped for overflowing.
+	p := startProc(t, []string{"DATABASE_URL=" + pg.URL, "DATABASE_URL_DIRECT=", "PG_CHANNELS=", "RIPPLE_AUTH=none",
+		"RIPPLE_ADDR=" + addr, "RIPPLE_SEND_QUEUE=100000", "RIPPLE_SHUTDOWN_TIMEOUT=" + shutdownTimeout.String()}, "serve")
+	waitLine(t, p.stderr, regexp.MustCompile(`gateway listening`))
+
+	reader := dialWS(t, "ws://"+addr+"/ws")
+	reader.send(t, protocol.SubscribeMessage{Type: "subscribe", Sub: "s", Channel: "items"})
+	reader.expect(t, "subscribed")
+	stalled := dialWS(t, "ws://"+addr+"/ws")
+	stalled.send(t, protocol.SubscribeMessage{Type: "subscribe", Sub: "s", Channel: "items"})
+	stalled.expect(t, "subscribed") // and never read from again
+
+	// 20 MB of changes: more than the stalled client's socket buffers hold.
+	const changes = 10_000
+	if _, err := db.Exec(ctx, `INSERT INTO items SELECT g, repeat('x', 2000) FROM generate_series(1, $1) AS g`, changes); err != nil {
+		t.Fatal(err)
+	}
+	for n := 1; n <= changes; n++ {
+		if m := reader.expect(t, "change"); m.Seq != uint64(n) {
+			t.Fatalf("reader got change %d, want %d", m.Seq, n)
+		}
+	}
+
+	stopped := time.Now()
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	var ce *gws.CloseError
+	if err := reader.waitClose(t); !errors.As(err, &ce) || ce.Code != protocol.CloseGoingAway {
+		t.Fatalf("reading client closed with %v, want close %d", err, protocol.CloseGoingAway)
+	}
+	var exitErr error
+	select {
+	case exitErr = <-p.done:
+	case <-time.After(shutdownTimeout + time.Second):
+		t.Fatalf("ripple serve still running %v after SIGTERM (RIPPLE_SHUTDOWN_TIMEOUT=%v)", shutdownTimeout+time.Second, shutdownTimeout)
+	}
+	t.Logf("SIGTERM to exit with a stalled client: %v, exit status %v", time.Since(stopped).Round(time.Millisecond), exitErr)
+}
+
 // wsMessage is one v1 message a test client received.
 type wsMessage struct {
 	Type   string                       `json:"type"`
@@ -133,11 +196,12 @@ type wsClient struct {
 	conn   *gws.Conn
 	msgs   chan wsMessage
 	closed chan error
+	done   chan struct{} // closed when the test ends
 }
 
 func dialWS(t *testing.T, url string) *wsClient {
 	t.Helper()
-	c := &wsClient{msgs: make(chan wsMessage, 100), closed: make(chan error, 1)}
+	c := &wsClient{msgs: make(chan wsMessage, 100), closed: make(chan error, 1), done: make(chan struct{})}
 	conn, _, err := gws.NewClient(c, &gws.ClientOption{Addr: url,
 		RequestHeader: http.Header{"Sec-Websocket-Protocol": {protocol.Subprotocol}}})
 	if err != nil {
@@ -145,7 +209,10 @@ func dialWS(t *testing.T, url string) *wsClient {
 	}
 	c.conn = conn
 	go conn.ReadLoop()
-	t.Cleanup(func() { conn.NetConn().Close() })
+	t.Cleanup(func() {
+		close(c.done)
+		conn.NetConn().Close()
+	})
 	return c
 }
 
@@ -156,7 +223,12 @@ func (c *wsClient) OnMessage(_ *gws.Conn, m *gws.Message) {
 		if err := json.Unmarshal(line, &msg); err != nil {
 			msg.Type = "invalid JSON"
 		}
-		c.msgs <- msg
+		// A client the test does not read from stops reading its socket.
+		select {
+		case c.msgs <- msg:
+		case <-c.done:
+			return
+		}
 	}
 }
 
