@@ -243,6 +243,30 @@ describe("bindQuery invalidation", () => {
     stop();
   });
 
+  it("refetches when the first ack arrives while a fetch that may predate it is in flight", async () => {
+    const { queryClient, realtime, last } = setup();
+    const queryKey = uniqueKey();
+    let rows: Project[] = [{ id: 1, name: "a" }];
+    const first = deferred<Project[]>();
+    const queryFn = vi.fn(() => rows);
+    queryFn.mockImplementationOnce(() => first.promise as unknown as Project[]);
+    const observer = new QueryObserver(queryClient, { queryKey, queryFn });
+    const stopObserving = observer.subscribe(() => {});
+    const unbind = bindQuery<Project[], Project>(queryClient, realtime, { channel: "projects", queryKey });
+    const socket = last();
+    socket.open();
+    const sub = socket.sentOfType("subscribe")[0]!;
+    // The fetch read [a]; then b commits before the subscription is live, so the stream never carries it.
+    rows = [...rows, { id: 2, name: "b" }];
+    socket.receive({ type: "subscribed", sub: sub.sub, channel: "projects", epoch: "e1", seq: 0 });
+    first.resolve([{ id: 1, name: "a" }]);
+    await vi.advanceTimersByTimeAsync(0);
+    expect(queryFn).toHaveBeenCalledTimes(2);
+    expect(queryClient.getQueryData(queryKey)).toEqual(rows);
+    unbind();
+    stopObserving();
+  });
+
   it("refetches after a reconnect that could not resume", async () => {
     const { queryClient, bind, last } = setup({ resume: false });
     const queryKey = uniqueKey();

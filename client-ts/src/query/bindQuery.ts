@@ -51,9 +51,12 @@ export interface BindQueryOptions<TData = unknown, TRow = Row> extends PatchOpti
  *   patches are idempotent (insert de-duplicates, update merges, delete by
  *   key), so applying a change the fetch already saw is harmless; custom
  *   handlers must be idempotent too.
- * - Data already cached and idle when the subscription first goes live was
- *   read before it: changes made in between never reach the stream, so the
- *   first `subscribed` ack invalidates it.
+ * - Data read before the subscription first goes live can miss changes made
+ *   in between, which never reach the stream: at the first `subscribed` ack,
+ *   cached idle data is invalidated, and a fetch still in flight (it may
+ *   have read the table before the ack) is followed by a refetch when it
+ *   lands. Invalidating would not do for the latter: TanStack joins the
+ *   running first fetch instead of starting a new one.
  * - `resync`, and a reconnect that could not resume, invalidate the query.
  * - A truncated change (too large to notify, not hydrated) invalidates it.
  * - `mode: "invalidate"` invalidates on every change.
@@ -67,6 +70,8 @@ export function bindQuery<TData = unknown, TRow = Row>(
   const queryKey = options.queryKey;
   let pending: NotificationPayload[] = [];
   let live = false;
+  // refetchWhenLanded is set when the fetch in flight may predate the subscription.
+  let refetchWhenLanded = false;
 
   const findQuery = (): Query | undefined => cache.find({ queryKey, exact: true });
 
@@ -87,11 +92,15 @@ export function bindQuery<TData = unknown, TRow = Row>(
   // The cache tells its listeners synchronously, so the kept changes are
   // applied the moment a fetch ends, before any newer change can arrive.
   const stopWatchingCache = cache.subscribe((event) => {
-    if (pending.length === 0 || event.type !== "updated") return;
+    if ((pending.length === 0 && !refetchWhenLanded) || event.type !== "updated") return;
     if (event.query !== findQuery() || event.query.state.fetchStatus === "fetching") return;
     const changes = pending;
     pending = [];
     patch(changes);
+    if (refetchWhenLanded) {
+      refetchWhenLanded = false;
+      invalidate();
+    }
   });
 
   const stopSubscription = realtimeClient.subscribe({
@@ -116,7 +125,8 @@ export function bindQuery<TData = unknown, TRow = Row>(
       if (!live) {
         live = true;
         const state = findQuery()?.state;
-        if (state && state.data !== undefined && state.fetchStatus !== "fetching") invalidate();
+        if (state?.fetchStatus === "fetching") refetchWhenLanded = true;
+        else if (state && state.data !== undefined) invalidate();
       }
       options.onSubscribed?.(info);
     },
@@ -127,6 +137,7 @@ export function bindQuery<TData = unknown, TRow = Row>(
     stopSubscription();
     stopWatchingCache();
     pending = [];
+    refetchWhenLanded = false;
   };
 }
 
