@@ -1,13 +1,7 @@
-//go:build e2e_pending
-
-// This scenario fails today and is kept out of the default build until
-// client-ts fixes it: bindQuery invalidates on the first `subscribed` ack
-// only when the data is cached and idle, not when a fetch is in flight. A
-// fetch that read the table before the subscription went live then lands
-// without a write made in between, and the stream never carries that write
-// (supabase realtime-js issue #525's failure). Run it with
-//   go test -tags e2e_pending -run TestWriteBeforeSubscriptionLive ./e2e/
-// and drop the build tag once it passes.
+// This scenario guards the window before a subscription is live: a fetch
+// that read the table before the first `subscribed` ack must be followed by a
+// refetch, or a write made in between is lost for good (supabase
+// realtime-js issue #525's failure).
 
 package e2e_test
 
