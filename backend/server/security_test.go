@@ -378,7 +378,7 @@ func TestOmittedColumnsNeverSent(t *testing.T) {
 	c.subscribe("p", "projects", nil)
 	seed := dial(t, e.url+"?access_token="+url.QueryEscape(token), "")
 	seed.send(map[string]string{"type": "subscribe", "channel": "projects"})
-	waitFor(t, "the seed subscription", func() bool { return scrape(t, e, "ripple_subscriptions") == 2 })
+	waitFor(t, "the seed subscription", func() bool { return metric(t, e.srv.URL(), "ripple_subscriptions") == 2 })
 
 	e.exec(`INSERT INTO projects VALUES (1, 'org-a', 'n', 'key-insert')`)
 	e.exec(`UPDATE projects SET api_key = 'key-update', name = 'n2' WHERE id = 1`)
@@ -421,7 +421,7 @@ func TestForgedResumePositions(t *testing.T) {
 	e := secure(t, nil)
 	e.exec(`INSERT INTO projects VALUES (1, 'org-b', 'b-name', 'key-b')`)
 	e.exec(`INSERT INTO projects VALUES (2, 'org-a', 'a-name', 'key-a')`)
-	waitFor(t, "both changes in the ring", func() bool { return scrape(t, e, `ripple_notifications_in_total{channel="projects"}`) == 2 })
+	waitFor(t, "both changes in the ring", func() bool { return metric(t, e.srv.URL(), `ripple_notifications_in_total{channel="projects"}`) == 2 })
 	tests := []struct {
 		name   string
 		resume protocol.Position
@@ -521,7 +521,7 @@ func TestOversizeAndFloodInput(t *testing.T) {
 	if limited < 10 {
 		t.Fatalf("%d rate_limited errors before the close, want 10", limited)
 	}
-	if n := scrape(t, e, `ripple_policy_closes_total{reason="rate_limited"}`); n != 1 {
+	if n := metric(t, e.srv.URL(), `ripple_policy_closes_total{reason="rate_limited"}`); n != 1 {
 		t.Fatalf("rate-limit closes counted %v, want 1", n)
 	}
 }
@@ -543,9 +543,9 @@ func TestConnectionsPerIP(t *testing.T) {
 	}
 	first.conn.WriteClose(1000, nil)
 	first.waitClose()
-	waitFor(t, "a free slot", func() bool { return scrape(t, e, "ripple_connections") == 1 })
+	waitFor(t, "a free slot", func() bool { return metric(t, e.srv.URL(), "ripple_connections") == 1 })
 	authed(t, e, token)
-	if n := scrape(t, e, `ripple_refused_connections_total{reason="per_ip"}`); n != 1 {
+	if n := metric(t, e.srv.URL(), `ripple_refused_connections_total{reason="per_ip"}`); n != 1 {
 		t.Fatalf("per-IP refusals counted %v, want 1", n)
 	}
 }
@@ -629,28 +629,4 @@ func TestKeyRotationWithoutRestart(t *testing.T) {
 		c.send(protocol.AuthMessage{Type: "auth", Token: hs256(t, claims("org-a"))})
 		expectRefused(t, c, protocol.ErrUnauthorized, protocol.CloseUnauthorized)
 	})
-}
-
-// scrape reads one series from the gateway's /metrics (0 when absent).
-func scrape(t *testing.T, e *env, series string) float64 {
-	t.Helper()
-	resp, err := http.Get(e.srv.URL() + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, line := range strings.Split(string(body), "\n") {
-		if v, ok := strings.CutPrefix(line, series+" "); ok {
-			var n float64
-			if _, err := fmt.Sscan(v, &n); err != nil {
-				t.Fatalf("metric %s: %q", series, line)
-			}
-			return n
-		}
-	}
-	return 0
 }

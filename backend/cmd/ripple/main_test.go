@@ -15,6 +15,10 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/ripple-rt/ripple/backend/devdb"
+	"github.com/ripple-rt/ripple/backend/pgtest"
+	"github.com/ripple-rt/ripple/schema"
 )
 
 // binary is the ripple command built once for these tests.
@@ -167,4 +171,38 @@ func TestHelpForEveryCommand(t *testing.T) {
 			t.Errorf("ripple %s --help: %v\n%s", c.name, err, out)
 		}
 	}
+}
+
+// itemsDatabase starts a Postgres of the test's own with Ripple's schema and
+// an enabled table items (id bigint primary key, name text), and returns it
+// with a connection closed when the test ends.
+func itemsDatabase(t *testing.T) (*devdb.Postgres, *pgx.Conn) {
+	t.Helper()
+	pg := pgtest.Cluster(t)
+	ctx := context.Background()
+	db, err := pgx.Connect(ctx, pg.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close(context.Background()) })
+	if err := schema.Apply(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(ctx, `CREATE TABLE items (id bigint PRIMARY KEY, name text)`); err != nil {
+		t.Fatal(err)
+	}
+	if err := schema.Enable(ctx, db, "items"); err != nil {
+		t.Fatal(err)
+	}
+	return pg, db
+}
+
+// serve starts `ripple serve` on dbURL and a free port with the extra
+// environment env, waits until it listens, and returns it with its WebSocket URL.
+func serve(t *testing.T, dbURL string, env ...string) (*proc, string) {
+	t.Helper()
+	addr := freeAddr(t)
+	p := startProc(t, append([]string{"DATABASE_URL=" + dbURL, "DATABASE_URL_DIRECT=", "PG_CHANNELS=", "RIPPLE_ADDR=" + addr}, env...), "serve")
+	waitLine(t, p.stderr, regexp.MustCompile(`gateway listening`))
+	return p, "ws://" + addr + "/ws"
 }

@@ -7,17 +7,13 @@ import (
 	"errors"
 	"net"
 	"net/http"
-	"regexp"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/lxzan/gws"
 
-	"github.com/ripple-rt/ripple/backend/pgtest"
 	"github.com/ripple-rt/ripple/backend/protocol"
-	"github.com/ripple-rt/ripple/schema"
 )
 
 // TestRollingRestart stops one of two `ripple serve` processes with SIGTERM
@@ -28,36 +24,17 @@ import (
 func TestRollingRestart(t *testing.T) {
 	t.Parallel()
 	const shutdownTimeout = 5 * time.Second
-	pg := pgtest.Cluster(t)
+	pg, db := itemsDatabase(t)
 	ctx := context.Background()
-	db, err := pgx.Connect(ctx, pg.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close(ctx)
-	if err := schema.Apply(ctx, db); err != nil {
-		t.Fatal(err)
-	}
 	insert := func(id int) {
 		t.Helper()
 		if _, err := db.Exec(ctx, `INSERT INTO items VALUES ($1, 'row')`, id); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := db.Exec(ctx, `CREATE TABLE items (id bigint PRIMARY KEY, name text)`); err != nil {
-		t.Fatal(err)
-	}
-	if err := schema.Enable(ctx, db, "items"); err != nil {
-		t.Fatal(err)
-	}
-
 	gateway := func() (*proc, string) {
 		t.Helper()
-		addr := freeAddr(t)
-		p := startProc(t, []string{"DATABASE_URL=" + pg.URL, "DATABASE_URL_DIRECT=", "PG_CHANNELS=", "RIPPLE_AUTH=none",
-			"RIPPLE_ADDR=" + addr, "RIPPLE_SHUTDOWN_TIMEOUT=" + shutdownTimeout.String()}, "serve")
-		waitLine(t, p.stderr, regexp.MustCompile(`gateway listening`))
-		return p, "ws://" + addr + "/ws"
+		return serve(t, pg.URL, "RIPPLE_AUTH=none", "RIPPLE_SHUTDOWN_TIMEOUT="+shutdownTimeout.String())
 	}
 	first, firstURL := gateway()
 	second, secondURL := gateway()
@@ -122,32 +99,15 @@ func TestRollingRestart(t *testing.T) {
 func TestShutdownIsBoundedWithAStalledClient(t *testing.T) {
 	t.Parallel()
 	const shutdownTimeout = 2 * time.Second
-	pg := pgtest.Cluster(t)
+	pg, db := itemsDatabase(t)
 	ctx := context.Background()
-	db, err := pgx.Connect(ctx, pg.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close(ctx)
-	if err := schema.Apply(ctx, db); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := db.Exec(ctx, `CREATE TABLE items (id bigint PRIMARY KEY, name text)`); err != nil {
-		t.Fatal(err)
-	}
-	if err := schema.Enable(ctx, db, "items"); err != nil {
-		t.Fatal(err)
-	}
-	addr := freeAddr(t)
 	// A send queue large enough that the stalled client is never dropped for overflowing.
-	p := startProc(t, []string{"DATABASE_URL=" + pg.URL, "DATABASE_URL_DIRECT=", "PG_CHANNELS=", "RIPPLE_AUTH=none",
-		"RIPPLE_ADDR=" + addr, "RIPPLE_SEND_QUEUE=100000", "RIPPLE_SHUTDOWN_TIMEOUT=" + shutdownTimeout.String()}, "serve")
-	waitLine(t, p.stderr, regexp.MustCompile(`gateway listening`))
+	p, wsURL := serve(t, pg.URL, "RIPPLE_AUTH=none", "RIPPLE_SEND_QUEUE=100000", "RIPPLE_SHUTDOWN_TIMEOUT="+shutdownTimeout.String())
 
-	reader := dialWS(t, "ws://"+addr+"/ws")
+	reader := dialWS(t, wsURL)
 	reader.send(t, protocol.SubscribeMessage{Type: "subscribe", Sub: "s", Channel: "items"})
 	reader.expect(t, "subscribed")
-	stalled := dialWS(t, "ws://"+addr+"/ws")
+	stalled := dialWS(t, wsURL)
 	stalled.send(t, protocol.SubscribeMessage{Type: "subscribe", Sub: "s", Channel: "items"})
 	stalled.expect(t, "subscribed") // and never read from again
 
