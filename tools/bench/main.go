@@ -242,11 +242,11 @@ func run(ctx context.Context, opts options, stdout, stderr io.Writer) (*report, 
 		}
 	}
 	if opts.micro {
-		b.logf("Go micro-benchmarks: go test -run '^$' -bench . -benchmem ./backend/...")
+		b.logf("Go micro-benchmarks: go test -run '^$' -bench . -benchmem -timeout %s ./backend/...", microTimeout)
 		if rep.micro, err = runMicro(ctx, root); err != nil {
 			// The scenarios' numbers are worth keeping all the same.
 			b.logf("%v", err)
-			rep.micro = fmt.Sprintf("not measured: %v\n", err)
+			rep.micro += err.Error() + "\n"
 		}
 	}
 	md := rep.markdown()

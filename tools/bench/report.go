@@ -160,8 +160,11 @@ func (r *report) markdown() string {
 		p("\n")
 	}
 	if r.micro != "" {
-		p("## Go micro-benchmarks\n\n`go test -run '^$' -bench . -benchmem ./backend/...`:\n\n```\n%s```\n", r.micro)
+		p("## Go micro-benchmarks\n\n`go test -run '^$' -bench . -benchmem -timeout 5m ./backend/...`:\n\n```\n%s```\n\n", r.micro)
 	}
+	p("## Profiles\n\n`go run ./tools/bench --profile cpu.pprof [--scenario latency|fanout|churn]` runs one scenario against a gateway inside the tool's process and writes a CPU profile of its stream phases; " +
+		"`go run ./tools/bench --heap-profile heap.pprof` does the same for idle with a heap profile taken after a GC once every connection has subscribed. " +
+		"The bench client shares that process: focus on the gateway, e.g. `go tool pprof -top -cum -focus 'ripple/backend|lxzan/gws' cpu.pprof`.\n")
 	return b.String()
 }
 
