@@ -86,9 +86,11 @@ func (b *bench) runIdle(ctx context.Context, n int) (result, error) {
 	return r, nil
 }
 
-// goMemory is what the gateway's /metrics says about its Go runtime.
+// goMem is what the gateway's /metrics says about its Go runtime: heap
+// and goroutine stacks in use (bytes), and goroutines.
 type goMem struct{ heap, stack, goroutines float64 }
 
+// goMemory scrapes goMem from the gateway's /metrics.
 func goMemory(gw gateway) (goMem, error) {
 	var m goMem
 	for _, f := range []struct {

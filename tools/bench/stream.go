@@ -41,7 +41,7 @@ type result struct {
 	rows      int
 
 	expected, received, dups, breaks, resyncs int
-	frames                                    int // WebSocket messages the subscribers read
+	frames                                    int // WebSocket messages read that carried changes
 	clientErrs                                []string
 	lat                                       latency
 	rate                                      float64       // distinct deliveries per second, first send to last delivery
