@@ -112,8 +112,13 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, mounts ...M
 	s.stopListener, s.listenerDone = stop, make(chan struct{})
 	go func() {
 		defer close(s.listenerDone)
-		go ingest.WatchQueue(runCtx, ingest.QueueOptions{Pool: s.pool, Report: m.NotificationQueueUsage.Set, Logger: log})
+		queueDone := make(chan struct{})
+		go func() {
+			defer close(queueDone)
+			ingest.WatchQueue(runCtx, ingest.QueueOptions{Pool: s.pool, Report: m.NotificationQueueUsage.Set, Logger: log})
+		}()
 		lis.Run(runCtx)
+		<-queueDone // both use the pool, which Close closes after them
 	}()
 	log.Info("waiting for the listener", "channels", s.Channels)
 	if err := lis.WaitReady(ctx); err != nil {
