@@ -18,7 +18,6 @@ import (
 	"github.com/ripple-rt/ripple/backend/pgtest"
 	"github.com/ripple-rt/ripple/backend/protocol"
 	"github.com/ripple-rt/ripple/backend/server"
-	"github.com/ripple-rt/ripple/schema"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
@@ -53,39 +52,18 @@ CREATE TRIGGER legacy_notify AFTER INSERT OR UPDATE OR DELETE ON legacy FOR EACH
 // change the configuration first.
 func start(t *testing.T, edit func(*config.Config)) *env {
 	t.Helper()
-	ctx := context.Background()
 	dbURL := pgtest.NewDatabase(t)
-	db, err := pgx.Connect(ctx, dbURL)
+	prepare(t, dbURL)
+	db, err := pgx.Connect(context.Background(), dbURL)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close(context.Background()) })
-	if err := schema.Apply(ctx, db); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := db.Exec(ctx, tables); err != nil {
-		t.Fatal(err)
-	}
-	if err := schema.Enable(ctx, db, "items", "others"); err != nil {
-		t.Fatal(err)
-	}
-	cfg := config.Config{
-		DatabaseURL: dbURL, DatabaseURLDirect: dbURL, Channels: []string{"items", "others", "legacy"},
-		Addr: "127.0.0.1:0", Auth: "none", RingSize: 64, SendQueue: 256, MaxMessageBytes: 4096,
-		MaxSubscriptions: 5, PingInterval: 30 * time.Second, ShutdownTimeout: 5 * time.Second, PoolSize: 2,
-	}
+	cfg := testConfig(dbURL)
 	if edit != nil {
 		edit(&cfg)
 	}
-	srv, err := server.Start(ctx, cfg, nil)
-	if err != nil {
-		t.Fatalf("start: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		srv.Close(ctx)
-	})
+	srv := serve(t, cfg)
 	return &env{t: t, db: db, srv: srv, url: srv.WebSocketURL(), dbURL: dbURL}
 }
 
