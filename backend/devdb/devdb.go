@@ -61,7 +61,6 @@ type Postgres struct {
 	cred      *syscall.Credential
 	dir       string
 	container *tcpostgres.PostgresContainer
-	log       *slog.Logger
 }
 
 // Start starts a throwaway server and waits until it accepts connections.
@@ -109,9 +108,9 @@ func findBin(name string) (string, error) {
 func startInitdb(ctx context.Context, binDir string, port int, log *slog.Logger) (*Postgres, error) {
 	dir, err := os.MkdirTemp("", "ripple-pg-")
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("create the cluster folder: %w", err)
 	}
-	p := &Postgres{Source: "initdb", dir: dir, log: log}
+	p := &Postgres{Source: "initdb", dir: dir}
 	fail := func(err error) (*Postgres, error) {
 		os.RemoveAll(dir)
 		return nil, err
@@ -124,12 +123,12 @@ func startInitdb(ctx context.Context, binDir string, port int, log *slog.Logger)
 		}
 		p.cred = cred
 		if err := os.Chown(dir, int(cred.Uid), int(cred.Gid)); err != nil {
-			return fail(err)
+			return fail(fmt.Errorf("hand the cluster folder to uid %d: %w", cred.Uid, err))
 		}
 	}
 	if port == 0 {
 		if port, err = freePort(); err != nil {
-			return fail(err)
+			return fail(fmt.Errorf("find a free port: %w", err))
 		}
 	}
 	data := filepath.Join(dir, "data")
@@ -155,7 +154,7 @@ func startInitdb(ctx context.Context, binDir string, port int, log *slog.Logger)
 func (p *Postgres) startProcess(ctx context.Context) error {
 	logFile, err := os.OpenFile(filepath.Join(p.dir, "postgres.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
-		return err
+		return fmt.Errorf("open the server log: %w", err)
 	}
 	cmd := exec.Command(p.args[0], p.args[1:]...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
@@ -295,10 +294,10 @@ func startContainer(ctx context.Context, image string, log *slog.Logger) (*Postg
 	connURL, err := c.ConnectionString(ctx, "sslmode=disable")
 	if err != nil {
 		testcontainers.TerminateContainer(c)
-		return nil, err
+		return nil, fmt.Errorf("address of container %s: %w", image, err)
 	}
 	log.Info("PostgreSQL is ready", "url", connURL)
-	return &Postgres{URL: connURL, Source: "docker", container: c, log: log}, nil
+	return &Postgres{URL: connURL, Source: "docker", container: c}, nil
 }
 
 // Restart stops the server and starts it again on the same port, keeping its
@@ -319,11 +318,6 @@ func (p *Postgres) Stop() error {
 	}
 	p.stopProcess()
 	return os.RemoveAll(p.dir)
-}
-
-// DatabaseURL returns the URL of database name on the same server.
-func (p *Postgres) DatabaseURL(name string) string {
-	return WithDatabase(p.URL, name)
 }
 
 // WithDatabase returns connURL with its database replaced by name.
