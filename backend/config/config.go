@@ -176,6 +176,26 @@ var settings = []setting{
 // secretSettings are never repeated in an error.
 var secretSettings = map[string]bool{"RIPPLE_JWT_SECRET": true}
 
+// urlSettings may hold a password: an error repeats them with it masked.
+var urlSettings = map[string]bool{"DATABASE_URL": true, "DATABASE_URL_DIRECT": true}
+
+// shown is value v of setting env as an error may repeat it: quoted, or
+// "(hidden)" when it is a secret or a connection string whose password
+// cannot be masked (one that is not a URL, such as "host=… password=…").
+func shown(env, v string) string {
+	if secretSettings[env] {
+		return "(hidden)"
+	}
+	if urlSettings[env] {
+		u, err := url.Parse(v)
+		if err != nil || u.Scheme == "" {
+			return "(hidden)"
+		}
+		return strconv.Quote(u.Redacted())
+	}
+	return strconv.Quote(v)
+}
+
 // RegisterFlags adds every setting's flag to fs. Load reads them back.
 func RegisterFlags(fs *flag.FlagSet) {
 	for _, s := range settings {
@@ -207,11 +227,7 @@ func Load(fs *flag.FlagSet, getenv func(string) string, requireDB bool) (Config,
 			src = s.env
 		}
 		if err := s.set(&c, v); err != nil {
-			shown := strconv.Quote(v)
-			if secretSettings[s.env] {
-				shown = "(hidden)"
-			}
-			return Config{}, fmt.Errorf("bad setting %s=%s: %v", src, shown, err)
+			return Config{}, fmt.Errorf("bad setting %s=%s: %v", src, shown(s.env, v), err)
 		}
 	}
 	if c.DatabaseURLDirect == "" {

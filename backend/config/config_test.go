@@ -73,6 +73,8 @@ func TestBadSettingNamesIt(t *testing.T) {
 	}{
 		{map[string]string{}, nil, "DATABASE_URL"},
 		{map[string]string{"DATABASE_URL": "mysql://x"}, nil, "DATABASE_URL="},
+		{map[string]string{"DATABASE_URL": "mysql://app:short-secret@db/app"}, nil, "DATABASE_URL="},
+		{map[string]string{"DATABASE_URL_DIRECT": "host=db password=short-secret"}, nil, "DATABASE_URL_DIRECT="},
 		{db, []string{"--ring-size", "0"}, "--ring-size"},
 		{merge(db, "RIPPLE_SEND_QUEUE", "lots"), nil, "RIPPLE_SEND_QUEUE"},
 		{merge(db, "RIPPLE_PING_INTERVAL", "5"), nil, "RIPPLE_PING_INTERVAL"},
