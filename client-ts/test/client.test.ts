@@ -554,6 +554,16 @@ describe("RealtimeClient token refresh", () => {
     expect(errors).toContainEqual(expect.objectContaining({ code: "token_expired" }));
   });
 
+  it("does not refresh in a loop a token that expires beyond the timers' range (~24.8 days)", async () => {
+    let calls = 0;
+    const { client, last } = setup({ heartbeat: false, auth: () => (calls++, jwt(Date.now() + 60 * 86_400_000)) });
+    client.subscribe(listener());
+    last().open();
+    await vi.advanceTimersByTimeAsync(60_000);
+    expect(calls).toBe(1);
+    expect(last().sentOfType("auth")).toHaveLength(1);
+  });
+
   it("does not refresh in a loop a token already inside the margin", async () => {
     let calls = 0;
     const { client, last } = setup({ auth: () => (calls++, jwt(Date.now() + 10_000)) });

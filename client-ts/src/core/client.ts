@@ -122,6 +122,9 @@ export interface RealtimeClientOptions {
   onError?(error: ErrorMessage | Error): void;
 }
 
+/** MAX_TIMER_DELAY_MS is the longest delay setTimeout honours (2^31 - 1 ms, about 24.8 days). */
+const MAX_TIMER_DELAY_MS = 2 ** 31 - 1;
+
 /** DEFAULT_HEARTBEAT holds the defaults of {@link HeartbeatOptions}. */
 export const DEFAULT_HEARTBEAT: Required<HeartbeatOptions> = { intervalMs: 25_000, timeoutMs: 10_000 };
 
@@ -366,10 +369,12 @@ export class RealtimeClient {
     // gateway closes with 4001 at its exp and the reconnect asks again.
     if (delay <= 0) return;
     const generation = this.#generation;
+    // Timers fire at once for delays beyond their 32-bit range (a token valid
+    // for weeks): such a token is refreshed early instead, once per range.
     this.#refreshTimer = this.#timers.setTimeout(() => {
       this.#refreshTimer = undefined;
       this.#refresh(generation);
-    }, delay);
+    }, Math.min(delay, MAX_TIMER_DELAY_MS));
   }
 
   #refresh(generation: number): void {
