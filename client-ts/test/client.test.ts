@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { backoffDelay, DEFAULT_BACKOFF } from "../src/core/backoff.js";
 import { RealtimeClient, type ConnectionStatus, type RealtimeClientOptions, type SubscribeOptions } from "../src/core/client.js";
-import type { Timers } from "../src/core/environment.js";
+import { globalTimers, type Timers } from "../src/core/environment.js";
 import type { NotificationPayload } from "../src/generated/protocol.js";
 import { fakeSockets, type FakeSocket } from "./fakeSocket.js";
 
@@ -21,6 +21,17 @@ function listener(overrides: Partial<Omit<SubscribeOptions, "onChange" | "onResy
     onResync: vi.fn<SubscribeOptions["onResync"]>(),
     ...overrides,
     onChange: vi.fn<SubscribeOptions["onChange"]>(overrides.onChange),
+  };
+}
+
+/** recordingDelays returns the global (fake) timers, recording every setTimeout delay in `delays`. */
+function recordingDelays(delays: number[]): Timers {
+  return {
+    ...globalTimers(),
+    setTimeout: (fn, ms) => {
+      delays.push(ms);
+      return setTimeout(fn, ms);
+    },
   };
 }
 
@@ -362,15 +373,7 @@ describe("RealtimeClient backoff", () => {
 
   it("waits longer after each failed attempt, capped, and resets only after a subscribed ack", () => {
     const delays: number[] = [];
-    const timers: Timers = {
-      setTimeout: (fn, ms) => {
-        delays.push(ms);
-        return setTimeout(fn, ms);
-      },
-      clearTimeout: (h) => clearTimeout(h as ReturnType<typeof setTimeout>),
-      setInterval: (fn, ms) => setInterval(fn, ms),
-      clearInterval: (h) => clearInterval(h as ReturnType<typeof setInterval>),
-    };
+    const timers = recordingDelays(delays);
     const { client, sockets } = setup({ timers, random: () => 0.999999, backoff: { initialMs: 100, maxMs: 1_000 }, heartbeat: false });
     client.subscribe(listener());
     for (let i = 0; i < 6; i++) {
@@ -393,15 +396,7 @@ describe("RealtimeClient backoff", () => {
   it("draws every delay from the injected random source", () => {
     const delays: number[] = [];
     const draws = [0.1, 0.9, 0.3];
-    const timers: Timers = {
-      setTimeout: (fn, ms) => {
-        delays.push(ms);
-        return setTimeout(fn, ms);
-      },
-      clearTimeout: (h) => clearTimeout(h as ReturnType<typeof setTimeout>),
-      setInterval: (fn, ms) => setInterval(fn, ms),
-      clearInterval: (h) => clearInterval(h as ReturnType<typeof setInterval>),
-    };
+    const timers = recordingDelays(delays);
     const { client, sockets } = setup({ timers, random: () => draws.shift()!, backoff: { initialMs: 1_000, maxMs: 60_000 } });
     client.subscribe(listener());
     for (let i = 0; i < 3; i++) {
