@@ -92,12 +92,25 @@ func (d *db) next(t testing.TB, truncated bool) *pgconn.Notification {
 	return n
 }
 
+// ingest returns an Ingest that hydrates through d's pool, the recorder
+// it publishes to and the metrics it counts into.
+func (d *db) ingest() (*Ingest, *recorder, *metrics.Metrics) {
+	pub, m := &recorder{}, metrics.New(nil)
+	return New(Options{Publisher: pub, Pool: d.pool, Metrics: m}), pub, m
+}
+
+// noHydrationFailures fails the test if m counted a hydration failure.
+func noHydrationFailures(t *testing.T, m *metrics.Metrics) {
+	t.Helper()
+	if n := value(t, m.HydrationFailures); n != 0 {
+		t.Fatalf("HydrationFailures = %v, want 0", n)
+	}
+}
+
 func TestHydratesTruncatedInsertAndUpdate(t *testing.T) {
 	t.Parallel()
 	d := newDB(t)
-	pub := &recorder{}
-	m := metrics.New(nil)
-	ing := New(Options{Publisher: pub, Pool: d.pool, Metrics: m})
+	ing, pub, m := d.ingest()
 	ctx := testCtx(t)
 
 	tests := []struct {
@@ -143,9 +156,7 @@ func TestHydratesTruncatedInsertAndUpdate(t *testing.T) {
 		}
 		checkRaw(t, got)
 	}
-	if n := value(t, m.HydrationFailures); n != 0 {
-		t.Fatalf("HydrationFailures = %v", n)
-	}
+	noHydrationFailures(t, m)
 }
 
 // TestTruncatedUpdateOfThePrimaryKey: a large UPDATE that changes the
@@ -154,9 +165,7 @@ func TestHydratesTruncatedInsertAndUpdate(t *testing.T) {
 func TestTruncatedUpdateOfThePrimaryKey(t *testing.T) {
 	t.Parallel()
 	d := newDB(t)
-	pub := &recorder{}
-	m := metrics.New(nil)
-	ing := New(Options{Publisher: pub, Pool: d.pool, Metrics: m})
+	ing, pub, m := d.ingest()
 	ctx := testCtx(t)
 
 	exec(t, d.pool, `INSERT INTO billing.invoices VALUES (7, 'INV-1', 1, $1)`, big)
@@ -182,9 +191,7 @@ func TestTruncatedUpdateOfThePrimaryKey(t *testing.T) {
 		}
 		checkRaw(t, got[n])
 	}
-	if n := value(t, m.HydrationFailures); n != 0 {
-		t.Fatalf("HydrationFailures = %v", n)
-	}
+	noHydrationFailures(t, m)
 }
 
 // TestDeletedRowPassesOnTruncated: a truncated INSERT whose row was deleted
@@ -193,9 +200,7 @@ func TestTruncatedUpdateOfThePrimaryKey(t *testing.T) {
 func TestDeletedRowPassesOnTruncated(t *testing.T) {
 	t.Parallel()
 	d := newDB(t)
-	pub := &recorder{}
-	m := metrics.New(nil)
-	ing := New(Options{Publisher: pub, Pool: d.pool, Metrics: m})
+	ing, pub, m := d.ingest()
 	ctx := testCtx(t)
 
 	exec(t, d.pool, `INSERT INTO docs VALUES (1, 'gone soon', $1)`, big)
@@ -218,9 +223,7 @@ func TestDeletedRowPassesOnTruncated(t *testing.T) {
 		t.Fatalf("published %+v, want %+v", got.change, wantDelete)
 	}
 	checkRaw(t, got)
-	if n := value(t, m.HydrationFailures); n != 0 {
-		t.Fatalf("HydrationFailures = %v, want 0 (a deleted row is no failure)", n)
-	}
+	noHydrationFailures(t, m) // a deleted row is no failure
 }
 
 func TestHydrationFailuresAreCountedAndPassedOnTruncated(t *testing.T) {
