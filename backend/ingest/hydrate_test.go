@@ -249,9 +249,7 @@ func TestHydrationFailuresAreCountedAndPassedOnTruncated(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			pub := &recorder{}
-			m := metrics.New(nil)
-			ing := New(Options{Publisher: pub, Pool: d.pool, Metrics: m})
+			ing, pub, m := d.ingest()
 			ing.Handle(testCtx(t), note(tt.channel, tt.payload))
 			got := pub.only(t)
 			if !got.change.Truncated || got.change.New != nil || got.raw != tt.payload {
