@@ -510,13 +510,12 @@ export class RealtimeClient {
     this.#pongTimer = undefined;
   }
 
-  /** lost forgets the current socket and, unless closed by the user, schedules the next attempt. */
+  /**
+   * lost forgets the current socket and schedules the next attempt. It runs
+   * only for the current socket, and {@link close} has already dropped that.
+   */
   #lost(): void {
     this.#dropSocket();
-    if (this.#closedByUser) {
-      this.#setStatus("closed");
-      return;
-    }
     this.#scheduleReconnect();
   }
 
