@@ -13,7 +13,7 @@ export type {
 export { backoffDelay, DEFAULT_BACKOFF } from "./backoff.js";
 export type { BackoffOptions } from "./backoff.js";
 export type { Timers, TimerHandle, WebSocketConstructor, WebSocketLike } from "./environment.js";
-export { stableStringify, subscriptionKey } from "./key.js";
+export { stableStringify } from "./key.js";
 export { applyChange, applyChangeToRecord, changeRow, defaultGetKey, needsRefetch } from "./patch.js";
 export type { GetKey, PatchOptions } from "./patch.js";
 export * from "../generated/protocol.js";
