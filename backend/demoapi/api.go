@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -188,7 +189,7 @@ func optionalText(field string, v *string) (string, error) {
 		return "", nil
 	}
 	s := strings.TrimSpace(*v)
-	if len([]rune(s)) > 200 {
+	if utf8.RuneCountInString(s) > 200 {
 		return "", errorf(http.StatusBadRequest, "%s is longer than 200 characters", field)
 	}
 	return s, nil
@@ -271,10 +272,8 @@ func (a *API) updateProject(r *http.Request) (int, any, error) {
 			return 0, nil, err
 		}
 	}
-	for field, v := range map[string]*string{"name": in.Name, "description": in.Description} {
-		if _, err := optionalText(field, v); err != nil {
-			return 0, nil, err
-		}
+	if _, err := optionalText("description", in.Description); err != nil {
+		return 0, nil, err
 	}
 	out, err := a.one(r, projectNotFound(id), `
 		UPDATE projects SET
