@@ -21,14 +21,16 @@ type SimulatedChange struct {
 	ID int64 `json:"id"`
 }
 
-// simAction makes one kind of change; ok is false when it found nothing to change.
+// simAction makes one kind of change; ok is false when it found nothing to
+// change. weight is its odds (in percent) of being tried first.
 type simAction struct {
 	name, table string
+	weight      int
 	run         func(ctx context.Context, pool *pgxpool.Pool) (id int64, ok bool, err error)
 }
 
 var simActions = []simAction{
-	{"advance_job", "extraction_jobs", func(ctx context.Context, pool *pgxpool.Pool) (int64, bool, error) {
+	{"advance_job", "extraction_jobs", 50, func(ctx context.Context, pool *pgxpool.Pool) (int64, bool, error) {
 		id, ok, err := returningID(pool.QueryRow(ctx,
 			`SELECT id FROM extraction_jobs WHERE status IN ('queued', 'running') ORDER BY random() LIMIT 1`))
 		if !ok || err != nil {
@@ -42,20 +44,20 @@ var simActions = []simAction{
 		}
 		return id, true, nil
 	}},
-	{"add_job", "extraction_jobs", func(ctx context.Context, pool *pgxpool.Pool) (int64, bool, error) {
+	{"add_job", "extraction_jobs", 30, func(ctx context.Context, pool *pgxpool.Pool) (int64, bool, error) {
 		doc := fmt.Sprintf("%s-%04d.pdf", []string{"invoice", "contract", "permit", "survey", "receipt"}[rand.IntN(5)], rand.IntN(10000))
 		return returningID(pool.QueryRow(ctx, `
 			INSERT INTO extraction_jobs (project_id, organization_id, document_name)
 			SELECT id, organization_id, $1 FROM projects ORDER BY random() LIMIT 1
 			RETURNING id`, doc))
 	}},
-	{"toggle_project", "projects", func(ctx context.Context, pool *pgxpool.Pool) (int64, bool, error) {
+	{"toggle_project", "projects", 10, func(ctx context.Context, pool *pgxpool.Pool) (int64, bool, error) {
 		return returningID(pool.QueryRow(ctx, `
 			UPDATE projects SET status = CASE status WHEN 'active' THEN 'paused' ELSE 'active' END
 			WHERE id = (SELECT id FROM projects WHERE status <> 'archived' ORDER BY random() LIMIT 1)
 			RETURNING id`))
 	}},
-	{"delete_job", "extraction_jobs", func(ctx context.Context, pool *pgxpool.Pool) (int64, bool, error) {
+	{"delete_job", "extraction_jobs", 5, func(ctx context.Context, pool *pgxpool.Pool) (int64, bool, error) {
 		// The oldest finished job of a project that has more than five.
 		return returningID(pool.QueryRow(ctx, `
 			DELETE FROM extraction_jobs WHERE id = (
@@ -66,7 +68,7 @@ var simActions = []simAction{
 				ORDER BY created_at, id LIMIT 1)
 			RETURNING id`))
 	}},
-	{"add_project", "projects", func(ctx context.Context, pool *pgxpool.Pool) (int64, bool, error) {
+	{"add_project", "projects", 5, func(ctx context.Context, pool *pgxpool.Pool) (int64, bool, error) {
 		name := fmt.Sprintf("%s %s", []string{"North", "Harbour", "Ridge", "Valley", "Delta"}[rand.IntN(5)],
 			[]string{"survey", "audit", "intake", "rollout"}[rand.IntN(4)])
 		return returningID(pool.QueryRow(ctx, `
@@ -75,9 +77,6 @@ var simActions = []simAction{
 			RETURNING id`, name, DefaultOrganization))
 	}},
 }
-
-// simWeights are the odds of trying each simAction first.
-var simWeights = []int{50, 30, 10, 5, 5}
 
 // returningID reads the id of the changed row; no row means nothing was changed.
 func returningID(row pgx.Row) (int64, bool, error) {
@@ -93,12 +92,12 @@ func returningID(row pgx.Row) (int64, bool, error) {
 // then the others in order until one finds something to change.
 func (a *API) simulate(r *http.Request) (int, any, error) {
 	n, first := rand.IntN(100), 0
-	for i, w := range simWeights {
-		if n < w {
+	for i, act := range simActions {
+		if n < act.weight {
 			first = i
 			break
 		}
-		n -= w
+		n -= act.weight
 	}
 	for i := range simActions {
 		act := simActions[(first+i)%len(simActions)]
