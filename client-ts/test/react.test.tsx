@@ -1,7 +1,7 @@
 // @vitest-environment jsdom
 import { QueryClient, QueryClientProvider, useQuery } from "@tanstack/react-query";
 import { act, cleanup, render, renderHook, screen } from "@testing-library/react";
-import type { ReactNode } from "react";
+import { StrictMode, type ReactNode } from "react";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { RealtimeClient } from "../src/core/client.js";
 import type { Filter, NotificationPayload } from "../src/generated/protocol.js";
@@ -74,6 +74,29 @@ describe("useRealtimeSubscription", () => {
       { id: 1, name: "a" },
       { id: 2, name: "b" },
     ]);
+  });
+
+  it("survives StrictMode's double mount: one live subscription, one unsubscribe at unmount", async () => {
+    const { wrapper, last, queryClient } = setup();
+    queryClient.setQueryData(["strict"], [{ id: 1, name: "a" }]);
+    const strictWrapper = ({ children }: { children?: ReactNode }) => <StrictMode>{wrapper({ children })}</StrictMode>;
+    const { unmount } = renderHook(() => useRealtimeSubscription({ channel: "projects", queryKey: ["strict"] }), { wrapper: strictWrapper });
+    const socket = last();
+    act(() => socket.open());
+    expect(socket.sentOfType("subscribe")).toHaveLength(1);
+    const sub = socket.sentOfType("subscribe")[0]!.sub;
+    act(() =>
+      socket.receive(
+        { type: "subscribed", sub, channel: "projects", epoch: "e", seq: 0 },
+        { type: "change", sub, seq: 1, change: { op: "INSERT", table: "projects", new: { id: 2, name: "b" } } },
+      ),
+    );
+    expect(queryClient.getQueryData(["strict"])).toEqual([
+      { id: 1, name: "a" },
+      { id: 2, name: "b" },
+    ]);
+    unmount();
+    expect(socket.sentOfType("unsubscribe")).toEqual([{ type: "unsubscribe", sub }]);
   });
 
   it("subscribes again when the queryKey or filter changes, and not at all while disabled", () => {
