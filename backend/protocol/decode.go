@@ -41,8 +41,8 @@ type envelope struct {
 // maxSize bytes are refused with ErrMessageTooLarge; anything else that is
 // not a valid message returns an *Error with the documented code.
 func DecodeClient(data []byte, maxSize int) (any, *Error) {
-	if maxSize > 0 && len(data) > maxSize {
-		return nil, Errorf(ErrMessageTooLarge, "message of %d bytes exceeds the limit of %d", len(data), maxSize)
+	if err := checkSize(data, maxSize); err != nil {
+		return nil, err
 	}
 	var env envelope
 	if err := json.Unmarshal(data, &env); err != nil {
@@ -86,6 +86,14 @@ func DecodeClient(data []byte, maxSize int) (any, *Error) {
 	default:
 		return nil, Errorf(ErrUnknownType, "unknown message type %q", env.Type)
 	}
+}
+
+// checkSize refuses a frame longer than maxSize bytes (0: no limit).
+func checkSize(data []byte, maxSize int) *Error {
+	if maxSize > 0 && len(data) > maxSize {
+		return Errorf(ErrMessageTooLarge, "message of %d bytes exceeds the limit of %d", len(data), maxSize)
+	}
+	return nil
 }
 
 func checkSub(sub string) *Error {
@@ -133,8 +141,8 @@ type SeedMessage struct {
 
 // DecodeSeed decodes one seed-protocol frame.
 func DecodeSeed(data []byte, maxSize int) (*SeedMessage, *Error) {
-	if maxSize > 0 && len(data) > maxSize {
-		return nil, Errorf(ErrMessageTooLarge, "message of %d bytes exceeds the limit of %d", len(data), maxSize)
+	if err := checkSize(data, maxSize); err != nil {
+		return nil, err
 	}
 	var m SeedMessage
 	if err := json.Unmarshal(data, &m); err != nil {
