@@ -126,6 +126,30 @@ func FuzzDecodeClient(f *testing.F) {
 	})
 }
 
+// FuzzDecodeSeed checks that no seed-protocol frame panics, that every
+// failure carries a documented code and that every success is a subscribe
+// or unsubscribe naming a channel.
+func FuzzDecodeSeed(f *testing.F) {
+	for _, s := range []string{`{"type":"subscribe","channel":"projects"}`, `{"type":"unsubscribe","channel":"c"}`,
+		`{"type":"ping"}`, `{"type":"subscribe"}`, `{`, `null`} {
+		f.Add([]byte(s))
+	}
+	known := map[protocol.ErrorCode]bool{protocol.ErrBadMessage: true, protocol.ErrUnknownType: true,
+		protocol.ErrMessageTooLarge: true}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		msg, err := protocol.DecodeSeed(data, 4096)
+		if err != nil {
+			if !known[err.Code] {
+				t.Fatalf("unexpected code %q", err.Code)
+			}
+			return
+		}
+		if (msg.Type != "subscribe" && msg.Type != "unsubscribe") || msg.Channel == "" {
+			t.Fatalf("decoded %+v from %q", msg, data)
+		}
+	})
+}
+
 func BenchmarkDecodeSubscribe(b *testing.B) {
 	frame := []byte(`{"type":"subscribe","sub":"s1","channel":"extraction_jobs","filter":{"column":"project_id","op":"eq","value":42},"resume":{"epoch":"abc","seq":17}}`)
 	b.ReportAllocs()
