@@ -15,6 +15,10 @@ log="${DOCKERD_LOG:-/tmp/dockerd.log}"
 
 say() { printf 'docker-up: %s\n' "$*" >&2; }
 
+# dockerd lives in /usr/sbin and looks up iptables on PATH: a CI job's PATH
+# may lack the sbin folders, which would make it look missing (or fail to start).
+PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
+
 as_root() {
 	if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
 }

@@ -72,8 +72,9 @@ for applet in $(/bin/busybox --list); do
 	[ -e "$root/usr/bin/$applet" ] || ln -s busybox "$root/usr/bin/$applet"
 done
 
-# Every shared library any ELF file links (the loader included), copied at the path ldd names.
-find "$root/usr/lib/postgresql" "$root/usr/bin/locale" -type f \( -perm -u+x -o -name '*.so*' \) -print0 |
+# Every shared library any ELF file links (the loader included), copied at the path ldd names;
+# busybox too, in case the host's is Debian's dynamically linked one.
+find "$root/usr/lib/postgresql" "$root/usr/bin/locale" "$root/usr/bin/busybox" -type f \( -perm -u+x -o -name '*.so*' \) -print0 |
 	{ xargs -0 ldd 2>/dev/null || true; } | # non-ELF files make ldd fail; their lines are just skipped
 	awk '/=> \// { print $3 } /^\t\/[^ ]+ \(/ { print $1 }' |
 	sort -u >"$work/libs"
