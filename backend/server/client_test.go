@@ -83,14 +83,20 @@ func (c *client) send(v any) {
 	}
 }
 
-// next returns the next frame or fails the test after a deadline.
+// next returns the next frame or fails the test after a deadline. Frames
+// that arrived before a close are returned before the close is reported
+// (the read loop queues them first, but select may pick either).
 func (c *client) next() frame {
 	c.t.Helper()
 	select {
 	case f := <-c.frames:
 		return f
 	case err := <-c.closed:
-		c.t.Fatalf("connection closed while waiting for a message: %v", err)
+		if len(c.frames) == 0 {
+			c.t.Fatalf("connection closed while waiting for a message: %v", err)
+		}
+		c.closed <- err // hand the close back for waitClose
+		return <-c.frames
 	case <-time.After(10 * time.Second):
 		c.t.Fatal("no message within 10s")
 	}

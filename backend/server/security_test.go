@@ -125,32 +125,13 @@ func authed(t *testing.T, e *env, token string) *client {
 // checks the close code.
 func expectRefused(t *testing.T, c *client, code protocol.ErrorCode, closeCode uint16) {
 	t.Helper()
-	f := nextBeforeClose(t, c)
+	f := c.next()
 	if f.Type != "error" || f.Code != string(code) {
 		t.Fatalf("got %s, want error %s", f.raw, code)
 	}
 	if closeCode != 0 {
 		assertCloseCode(t, c.waitClose(), closeCode)
 	}
-}
-
-// nextBeforeClose returns the next frame, even when the close that
-// followed it is also waiting (client.next may pick either).
-func nextBeforeClose(t *testing.T, c *client) frame {
-	t.Helper()
-	select {
-	case f := <-c.frames:
-		return f
-	case err := <-c.closed:
-		if len(c.frames) == 0 {
-			t.Fatalf("connection closed while waiting for a message: %v", err)
-		}
-		c.closed <- err // frames are queued before the close: hand it back
-		return <-c.frames
-	case <-time.After(10 * time.Second):
-		t.Fatal("no message within 10s")
-	}
-	return frame{}
 }
 
 // noData fails if raw holds any of the words.
