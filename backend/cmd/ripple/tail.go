@@ -107,6 +107,7 @@ func (t *tailer) session(ctx context.Context) error {
 		if err := conn.WriteMessage(gws.OpcodeText, b); err != nil {
 			t.mu.Unlock()
 			conn.NetConn().Close()
+			<-t.closed // this connection's OnClose, before the next session replaces t.closed
 			return err
 		}
 	}
