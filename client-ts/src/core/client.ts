@@ -49,7 +49,11 @@ export interface SubscribedInfo {
   epoch: string;
   /** seq is the channel's seq at the ack. */
   seq: number;
-  /** resumed is true when the server accepted the resume position (missed changes are replayed). */
+  /**
+   * resumed is true when the client resumed from a position of this epoch:
+   * missed changes are replayed next, unless the gateway no longer holds
+   * them, in which case a `resync` follows.
+   */
   resumed: boolean;
 }
 
