@@ -9,6 +9,7 @@ import (
 	"context"
 	"encoding/json"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -64,7 +65,11 @@ func TestWriteBeforeSubscriptionLiveDuringFetch(t *testing.T) {
 	h := c.Host()
 	h.PauseDials()
 	c.Watch("projects", projects)
-	<-q.read // the fetch has read the table; the socket is not up
+	select { // the fetch has read the table; the socket is not up
+	case <-q.read:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the query function never read the table")
+	}
 	w.project("org-a", "between the read and the ack")
 	witness.WaitCount("projects", "changes", 1)
 	h.ResumeDials()
