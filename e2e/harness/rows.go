@@ -27,7 +27,7 @@ func SelectRows(ctx context.Context, db Querier, table string, filter *protocol.
 		if err != nil {
 			return nil, fmt.Errorf("filter value: %w", err)
 		}
-		col := "to_jsonb(t) -> " + quoteLiteral(filter.Column)
+		col := "to_jsonb(t) -> $2::text"
 		switch filter.Op {
 		case protocol.FilterEq:
 			sql += " WHERE " + col + " = $1::jsonb"
@@ -38,23 +38,11 @@ func SelectRows(ctx context.Context, db Querier, table string, filter *protocol.
 		default:
 			return nil, fmt.Errorf("filter op %q not supported", filter.Op)
 		}
-		args = append(args, string(value))
+		args = []any{string(value), filter.Column}
 	}
 	var rows json.RawMessage
 	if err := db.QueryRow(ctx, sql, args...).Scan(&rows); err != nil {
 		return nil, fmt.Errorf("select %s: %w", table, err)
 	}
 	return rows, nil
-}
-
-// quoteLiteral renders s as a SQL string literal.
-func quoteLiteral(s string) string {
-	out := []byte{'\''}
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\'' {
-			out = append(out, '\'')
-		}
-		out = append(out, s[i])
-	}
-	return string(append(out, '\''))
 }
