@@ -63,16 +63,23 @@ type tailer struct {
 
 	mu     sync.Mutex
 	pos    map[string]*protocol.Position // last applied position per channel
+	acked  bool                          // the current session got a subscribed ack
 	closed chan error
 }
 
 func (t *tailer) run(ctx context.Context) error {
-	backoff := 250 * time.Millisecond
+	const firstWait = 250 * time.Millisecond
+	backoff := firstWait
 	for {
 		err := t.session(ctx)
 		if ctx.Err() != nil {
 			return nil
 		}
+		t.mu.Lock()
+		if t.acked { // the session worked: start the waits over
+			backoff, t.acked = firstWait, false
+		}
+		t.mu.Unlock()
 		fmt.Fprintf(t.errOut, "tail: %v; reconnecting in %v\n", err, backoff)
 		select {
 		case <-ctx.Done():
@@ -154,6 +161,7 @@ func (t *tailer) handle(line []byte) {
 	defer t.mu.Unlock()
 	switch msg.Type {
 	case "subscribed":
+		t.acked = true
 		if p := t.pos[msg.Sub]; p == nil || p.Epoch != msg.Epoch {
 			t.pos[msg.Sub] = &protocol.Position{Epoch: msg.Epoch, Seq: msg.Seq}
 		}
