@@ -339,17 +339,8 @@ export class RealtimeClient {
       this.#lost();
       socket?.close(1000, "no token");
     };
-    if (!this.#auth) {
-      proceed(undefined);
-      return;
-    }
-    try {
-      const token = this.#auth();
-      if (isPromiseLike(token)) token.then(proceed, fail);
-      else proceed(token);
-    } catch (error) {
-      fail(error);
-    }
+    if (this.#auth) askToken(this.#auth, proceed, fail);
+    else proceed(undefined);
   }
 
   #start(token: string | null | undefined): void {
@@ -389,14 +380,7 @@ export class RealtimeClient {
       this.#send({ type: "auth", token });
       this.#scheduleRefresh(token);
     };
-    const fail = (error: unknown) => this.#report(asError(error, "auth token provider (refresh)"));
-    try {
-      const token = auth();
-      if (isPromiseLike(token)) token.then(proceed, fail);
-      else proceed(token);
-    } catch (error) {
-      fail(error);
-    }
+    askToken(auth, proceed, (error) => this.#report(asError(error, "auth token provider (refresh)")));
   }
 
   #sendSubscribe(subscription: Subscription): void {
@@ -623,6 +607,21 @@ function base64UrlToLatin1(input: string): string {
     }
   }
   return out;
+}
+
+/** askToken calls provider and hands its token, sync or async, to proceed, or what it threw or rejected with to fail. */
+function askToken(
+  provider: TokenProvider,
+  proceed: (token: string | null | undefined) => void,
+  fail: (error: unknown) => void,
+): void {
+  try {
+    const token = provider();
+    if (isPromiseLike(token)) token.then(proceed, fail);
+    else proceed(token);
+  } catch (error) {
+    fail(error);
+  }
 }
 
 function isPromiseLike<T>(value: unknown): value is PromiseLike<T> {
