@@ -65,14 +65,13 @@ func (s *socketSet) close(id int64, code uint16, reason string) {
 	}
 }
 
-// cut closes the TCP connections of the given sockets (all when ids is
-// empty) without a closing handshake, as a network failure would, and
-// reports how many it cut.
-func (s *socketSet) cut(ids ...int64) int {
+// cutAll closes the TCP connection of every open socket without a closing
+// handshake, as a network failure would, and reports how many it cut.
+func (s *socketSet) cutAll() int {
 	s.mu.Lock()
 	var conns []*gws.Conn
-	for id, sk := range s.byID {
-		if sk.conn != nil && (len(ids) == 0 || contains(ids, id)) {
+	for _, sk := range s.byID {
+		if sk.conn != nil {
 			conns = append(conns, sk.conn)
 		}
 	}
@@ -83,21 +82,10 @@ func (s *socketSet) cut(ids ...int64) int {
 	return len(conns)
 }
 
-func (s *socketSet) cutAll() { s.cut() }
-
-func contains(ids []int64, id int64) bool {
-	for _, x := range ids {
-		if x == id {
-			return true
-		}
-	}
-	return false
-}
-
 // CutSockets closes the TCP connection under every open WebSocket without a
 // closing handshake, as a network failure would: each one's onclose runs
 // with code 1006 and wasClean false. It reports how many it cut.
-func (h *Host) CutSockets() int { return h.sockets.cut() }
+func (h *Host) CutSockets() int { return h.sockets.cutAll() }
 
 // PauseDials holds every WebSocket connection attempt made from now on
 // before it dials, until [Host.ResumeDials]: a test can keep a client
