@@ -53,9 +53,9 @@ func StartGateway(t testing.TB, url string) *server.Server {
 	return srv
 }
 
-// testLogger returns a logger writing to t's log until the test's cleanup
-// starts (registered first, its stop runs last), and silent afterwards: a
-// test log must not be written after the test ends.
+// testLogger returns a logger writing to t's log until its own cleanup runs
+// (registered before the gateway's, so after the gateway has stopped), and
+// silent afterwards: a test log must not be written after the test ends.
 func testLogger(t testing.TB) *slog.Logger {
 	w := &testLogWriter{t: t}
 	t.Cleanup(w.stop)
