@@ -57,8 +57,12 @@ cp -a "/usr/lib/postgresql/$pg_major" "$root/usr/lib/postgresql/"
 cp -a "/usr/share/postgresql/$pg_major" "$root/usr/share/postgresql/"
 rm -rf "$root/usr/lib/postgresql/$pg_major/lib/"llvmjit* "$root/usr/lib/postgresql/$pg_major/lib/bitcode"
 # Listen on every address, as the official image's postgresql.conf.sample does.
-sed -i "s/^#listen_addresses = 'localhost'/listen_addresses = '*'/" \
-	"$root/usr/share/postgresql/$pg_major/postgresql.conf.sample"
+sample="$root/usr/share/postgresql/$pg_major/postgresql.conf.sample"
+sed -i "s/^#listen_addresses = 'localhost'/listen_addresses = '*'/" "$sample"
+grep -q "^listen_addresses = '\*'" "$sample" || {
+	say "could not set listen_addresses in $sample"
+	exit 1
+}
 
 # Time zones (Debian builds Postgres --with-system-tzdata), the C.UTF-8 locale, and locale(1): initdb runs `locale -a`.
 cp -a /usr/share/zoneinfo "$root/usr/share/"
