@@ -40,10 +40,6 @@ type Mount struct {
 
 // Server is a running gateway. Stop it with [Server.Close].
 type Server struct {
-	// Channels are the channels clients may subscribe to.
-	Channels []string
-
-	log          *slog.Logger
 	pool         *pgxpool.Pool
 	hub          *hub.Hub
 	gateway      *gateway.Server
@@ -65,7 +61,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, mounts ...M
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{log: log}
+	s := &Server{}
 	defer func() {
 		if err != nil {
 			s.Close(context.Background())
@@ -80,12 +76,12 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, mounts ...M
 	if s.pool, err = pgxpool.NewWithConfig(ctx, poolCfg); err != nil {
 		return nil, fmt.Errorf("DATABASE_URL: %w", err)
 	}
-	s.Channels = cfg.Channels
-	if len(s.Channels) == 0 {
-		if s.Channels, err = schema.EnabledTables(ctx, s.pool); err != nil {
+	channels := cfg.Channels
+	if len(channels) == 0 {
+		if channels, err = schema.EnabledTables(ctx, s.pool); err != nil {
 			return nil, fmt.Errorf("find enabled tables: %w", err)
 		}
-		if len(s.Channels) == 0 {
+		if len(channels) == 0 {
 			return nil, errors.New("no channels to serve: enable a table (`ripple enable <table>`) or set PG_CHANNELS")
 		}
 	}
@@ -100,7 +96,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, mounts ...M
 	directURL := cfg.DatabaseURLDirect
 	lis, err := listener.New(listener.Config{
 		Connect:     func(ctx context.Context) (*pgx.Conn, error) { return pgx.Connect(ctx, directURL) },
-		Channels:    s.Channels,
+		Channels:    channels,
 		Handler:     ing,
 		OnReconnect: m.ListenerReconnects.Inc,
 		Logger:      log,
@@ -120,7 +116,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, mounts ...M
 		lis.Run(runCtx)
 		<-queueDone // both use the pool, which Close closes after them
 	}()
-	log.Info("waiting for the listener", "channels", s.Channels)
+	log.Info("waiting for the listener", "channels", channels)
 	if err := lis.WaitReady(ctx); err != nil {
 		return nil, fmt.Errorf("listener did not connect to DATABASE_URL_DIRECT: %w", err)
 	}
@@ -132,7 +128,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, mounts ...M
 		log.Warn("authentication is off (RIPPLE_AUTH=none): any client may subscribe to any channel")
 	}
 	var uncovered []string
-	for _, ch := range s.Channels {
+	for _, ch := range channels {
 		if !rules.Covers(ch) {
 			uncovered = append(uncovered, ch)
 		}
@@ -142,7 +138,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, mounts ...M
 	}
 	if s.gateway, err = gateway.New(gateway.Options{
 		Hub:              s.hub,
-		Channels:         s.Channels,
+		Channels:         channels,
 		AllowedOrigins:   cfg.AllowedOrigins,
 		Ready:            lis.Ready,
 		MetricsHandler:   promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
