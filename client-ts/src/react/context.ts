@@ -7,6 +7,7 @@ const RealtimeContext = createContext<RealtimeClient | null>(null);
 export interface RealtimeProviderProps {
   /** client is the one {@link RealtimeClient} of the app; create it once, outside render. */
   client: RealtimeClient;
+  /** children are the components whose hooks use the client. */
   children?: ReactNode;
 }
 
