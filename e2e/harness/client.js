@@ -68,7 +68,7 @@
       rt = new B.RealtimeClient({
         url: options.url,
         auth: () => options.token,
-        WebSocket: options.WebSocket || globalThis.WebSocket,
+        WebSocket: globalThis.WebSocket,
         backoff: { initialMs: options.backoffMs || 200, maxMs: 1000 },
         random: options.random === undefined ? Math.random : () => options.random,
         heartbeat: false,
@@ -80,7 +80,8 @@
 
     // watch sets up query `name`: spec {channel, filter, table, fetch, bind}.
     // fetch mounts a QueryObserver (the query is fetched and stays active);
-    // bind connects it to the channel with bindQuery.
+    // bind connects it to the channel with bindQuery. Nothing is ever
+    // unwatched: the engine ends with the test.
     watch(name, spec) {
       const w = {
         key: ["e2e", name],
@@ -88,7 +89,6 @@
         changes: 0,
         resyncs: [],
         acks: [],
-        stops: [],
       };
       watches.set(name, w);
       const queryFn = () => {
@@ -97,7 +97,7 @@
       };
       if (spec.fetch !== false) {
         const observer = new B.QueryObserver(qc, { queryKey: w.key, queryFn });
-        w.stops.push(observer.subscribe(poke));
+        observer.subscribe(poke);
       } else {
         qc.getQueryCache().build(qc, { queryKey: w.key, queryFn });
       }
@@ -105,27 +105,20 @@
       if (w.bound) {
         // A plain listener on the same (channel, filter) shares the server
         // subscription and counts what it delivers.
-        w.stops.push(rt.subscribe({
+        rt.subscribe({
           channel: spec.channel,
           filter: spec.filter,
           onChange: () => { w.changes++; poke(); },
           onResync: () => poke(),
-        }));
-        w.stops.push(B.bindQuery(qc, rt, {
+        });
+        B.bindQuery(qc, rt, {
           channel: spec.channel,
           filter: spec.filter,
           queryKey: w.key,
           onResync: (reason) => { w.resyncs.push(reason); poke(); },
           onSubscribed: (info) => { w.acks.push(info); poke(); },
-        }));
+        });
       }
-      return null;
-    },
-
-    // unwatch stops everything watch started for name.
-    unwatch(name) {
-      for (const stop of watch(name).stops.reverse()) stop();
-      watches.delete(name);
       return null;
     },
 
@@ -177,14 +170,6 @@
     // waitStatus resolves once the connection status is one of statuses.
     waitStatus(statuses, timeoutMs) {
       return until(() => statuses.includes(rt.status), timeoutMs, () => "status " + rt.status);
-    },
-
-    // close stops every watch and the client.
-    close() {
-      for (const name of [...watches.keys()]) this.unwatch(name);
-      rt.close();
-      qc.clear();
-      return null;
     },
   };
 })();
