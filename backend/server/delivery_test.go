@@ -365,7 +365,10 @@ func TestResumeReplaysMissedChanges(t *testing.T) {
 
 			v.resume(dial(t, e.url, protocol.Subprotocol))
 			p1.resume(dial(t, e.url, protocol.Subprotocol))
+			// Both acks before any further write: a write the ring must also
+			// hold would push a slow resume past it (a resync, not a replay).
 			v.until("the resumed ack", func() bool { return v.acked == from+uint64(tt.missed) })
+			p1.until("the resumed ack", func() bool { return p1.acked == from+uint64(tt.missed) })
 			if tt.wantResync == "" {
 				v.until("the replay", func() bool { return v.seq == v.acked })
 			}
