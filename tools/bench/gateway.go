@@ -154,9 +154,8 @@ type inProcessGateway struct{ srv *server.Server }
 
 func startInProcessGateway(ctx context.Context, dbURL, channel string) (*inProcessGateway, error) {
 	env := gatewaySettings(dbURL, channel, "127.0.0.1:0")
-	fs := flag.NewFlagSet("ripple", flag.ContinueOnError)
-	config.RegisterFlags(fs)
-	cfg, err := config.Load(fs, func(k string) string { return env[k] }, true)
+	// No flags: the settings come from env alone.
+	cfg, err := config.Load(flag.NewFlagSet("ripple", flag.ContinueOnError), func(k string) string { return env[k] }, true)
 	if err != nil {
 		return nil, err
 	}
