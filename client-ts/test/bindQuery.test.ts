@@ -334,6 +334,29 @@ describe("bindQuery invalidation", () => {
     stop();
   });
 
+  it("refetches once after a fetch in flight lands, however many changes arrive meanwhile", async () => {
+    const { queryClient, bind, deliver } = setup();
+    const queryKey = uniqueKey();
+    bind({ queryKey, mode: "invalidate" });
+    let rows: Project[] = [{ id: 1, name: "a" }];
+    const { queryFn, stop } = await observed(queryClient, queryKey, () => rows);
+    const slow = deferred<Project[]>();
+    queryFn.mockImplementationOnce(() => slow.promise);
+    deliver(ins(2)); // starts a refetch that reads [a] and lands late
+    await vi.advanceTimersByTimeAsync(0);
+    expect(queryFn).toHaveBeenCalledTimes(2);
+    rows = [...rows, { id: 2, name: "p2" }, { id: 3, name: "p3" }];
+    deliver(ins(3));
+    deliver(upd(3, "p3"));
+    await vi.advanceTimersByTimeAsync(0);
+    expect(queryFn).toHaveBeenCalledTimes(2); // the fetch in flight was not restarted
+    slow.resolve([{ id: 1, name: "a" }]);
+    await vi.advanceTimersByTimeAsync(0);
+    expect(queryFn).toHaveBeenCalledTimes(3);
+    expect(queryClient.getQueryData(queryKey)).toEqual(rows);
+    stop();
+  });
+
   it("marks an inactive query invalid, and refetches it with refetchType 'all'", async () => {
     const { queryClient, bind, resync } = setup();
     const inactive = uniqueKey();

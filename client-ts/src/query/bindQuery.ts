@@ -60,6 +60,10 @@ export interface BindQueryOptions<TData = unknown, TRow = Row> extends PatchOpti
  * - `resync`, and a reconnect that could not resume, invalidate the query.
  * - A truncated change (too large to notify, not hydrated) invalidates it.
  * - `mode: "invalidate"` invalidates on every change.
+ * - Invalidating while a fetch is in flight waits for it to land and then
+ *   refetches once: the fetch may have read the table before the reason to
+ *   invalidate, and restarting it on every change could starve it under a
+ *   steady stream of changes.
  */
 export function bindQuery<TData = unknown, TRow = Row>(
   queryClient: QueryClient,
@@ -70,13 +74,20 @@ export function bindQuery<TData = unknown, TRow = Row>(
   const queryKey = options.queryKey;
   let pending: NotificationPayload[] = [];
   let live = false;
-  // refetchWhenLanded is set when the fetch in flight may predate the subscription.
+  // refetchWhenLanded is set when the fetch in flight may predate a change,
+  // a resync or the subscription itself.
   let refetchWhenLanded = false;
 
   const findQuery = (): Query | undefined => cache.find({ queryKey, exact: true });
 
   const invalidate = () => {
     void queryClient.invalidateQueries({ queryKey, exact: true, refetchType: options.refetchType });
+  };
+
+  /** refresh invalidates now, or once the fetch in flight has landed. */
+  const refresh = () => {
+    if (findQuery()?.state.fetchStatus === "fetching") refetchWhenLanded = true;
+    else invalidate();
   };
 
   /** patch applies changes to the cached data; no data, no patch; no difference, no write. */
@@ -108,7 +119,7 @@ export function bindQuery<TData = unknown, TRow = Row>(
     filter: options.filter,
     onChange(change) {
       if (options.mode === "invalidate" || needsRefetch(change)) {
-        invalidate();
+        refresh();
         return;
       }
       const query = findQuery();
@@ -117,7 +128,7 @@ export function bindQuery<TData = unknown, TRow = Row>(
       patch([change]);
     },
     onResync(reason) {
-      invalidate();
+      refresh();
       options.onResync?.(reason);
     },
     onStatus: (status) => options.onStatus?.(status),
@@ -125,8 +136,7 @@ export function bindQuery<TData = unknown, TRow = Row>(
       if (!live) {
         live = true;
         const state = findQuery()?.state;
-        if (state?.fetchStatus === "fetching") refetchWhenLanded = true;
-        else if (state && state.data !== undefined) invalidate();
+        if (state && (state.data !== undefined || state.fetchStatus === "fetching")) refresh();
       }
       options.onSubscribed?.(info);
     },
