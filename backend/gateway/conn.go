@@ -82,11 +82,7 @@ func (events) OnClose(socket *gws.Conn, err error) { session(socket).onClose(err
 func (events) OnPing(socket *gws.Conn, payload []byte) {
 	c := session(socket)
 	c.awaitingPong.Store(false)
-	socket.Async(func() {
-		c.setWriteDeadline()
-		_ = socket.WritePong(payload)
-		c.clearWriteDeadline()
-	})
+	socket.Async(func() { _ = socket.WritePong(payload) })
 }
 
 func (events) OnPong(socket *gws.Conn, _ []byte) { session(socket).awaitingPong.Store(false) }
@@ -362,11 +358,7 @@ func (c *conn) heartbeat() {
 	c.socket.Async(c.pingFn)
 }
 
-func (c *conn) ping() {
-	c.setWriteDeadline()
-	_ = c.socket.WritePing(nil)
-	c.clearWriteDeadline()
-}
+func (c *conn) ping() { _ = c.socket.WritePing(nil) }
 
 func (c *conn) onClose(err error) {
 	c.logger().Debug("client disconnected", "err", err)

@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"sync"
-	"time"
 
 	"github.com/lxzan/gws"
 
@@ -171,7 +170,6 @@ func (q *sendQueue) writeClose() {
 	q.mu.Lock()
 	code, reason := q.closeCode, q.closeReason
 	q.mu.Unlock()
-	q.c.setWriteDeadline()
 	_ = q.c.socket.WriteClose(code, []byte(reason))
 }
 
@@ -195,9 +193,7 @@ func (q *sendQueue) flush() {
 		return
 	}
 
-	q.c.setWriteDeadline()
 	err := q.write(batch)
-	q.c.clearWriteDeadline()
 	if err != nil {
 		q.c.logger().Debug("write failed", "err", err)
 	}
@@ -258,14 +254,6 @@ func (q *sendQueue) write(batch []hub.Message) error {
 		size += n
 	}
 	return socket.Writev(gws.OpcodeText, parts...)
-}
-
-func (c *conn) setWriteDeadline() {
-	_ = c.socket.SetWriteDeadline(time.Now().Add(c.srv.opts.WriteTimeout))
-}
-
-func (c *conn) clearWriteDeadline() {
-	_ = c.socket.SetWriteDeadline(time.Time{})
 }
 
 func (s *Server) countResync(reason protocol.ResyncReason) {

@@ -10,6 +10,7 @@
 package gateway
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"log/slog"
@@ -107,18 +108,21 @@ func (s *Server) upgradeOptions(seed bool) *gws.ServerOption {
 		// client learns why it is closed (message_too_large, 4008); larger
 		// ones are refused at their header.
 		ReadMaxPayloadSize: 4 * s.opts.MaxMessageSize,
-		// Client messages are small; a bigger frame is read past the buffer.
-		// A small buffer keeps idle connections light.
-		ReadBufferSize: 1024,
-		Logger:         gwsLogger{s.log},
-		Recovery:       gws.Recovery,
-		NewSession:     func() gws.SessionStorage { return &conn{srv: s, seed: seed} },
+		ReadBufferSize:     readBufferSize,
+		Logger:             gwsLogger{s.log},
+		Recovery:           gws.Recovery,
+		NewSession:         func() gws.SessionStorage { return &conn{srv: s, seed: seed} },
 	}
 	if !seed {
 		o.SubProtocols = []string{protocol.Subprotocol}
 	}
 	return o
 }
+
+// readBufferSize is the size of each connection's read buffer. Client
+// messages are small (a subscribe takes about 200 bytes), and a bigger
+// frame is read past the buffer; a small buffer keeps idle connections light.
+const readBufferSize = 256
 
 // Handler returns the HTTP handler of /ws, /healthz, /readyz and /metrics.
 func (s *Server) Handler() http.Handler { return s.mux }
@@ -165,7 +169,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	if s.opts.Verifier != nil && token != "" {
 		identity, authErr = s.opts.Verifier.Verify(r.Context(), token)
 	}
-	socket, err := up.Upgrade(w, r)
+	socket, err := s.upgrade(up, w, r)
 	if err != nil {
 		s.log.Debug("WebSocket upgrade failed", "remote", r.RemoteAddr, "err", err)
 		return
@@ -193,6 +197,18 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	go socket.ReadLoop()
+}
+
+// upgrade takes the connection over from net/http and upgrades it with
+// up, the way gws's Upgrade does, but wrapped in a [writeConn] and read
+// through a buffer of readBufferSize.
+func (s *Server) upgrade(up *gws.Upgrader, w http.ResponseWriter, r *http.Request) (*gws.Conn, error) {
+	netConn, _, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		return nil, fmt.Errorf("hijack: %w", err)
+	}
+	br := bufio.NewReaderSize(netConn, readBufferSize)
+	return up.UpgradeFromConn(&writeConn{Conn: netConn, timeout: s.opts.WriteTimeout}, br, r)
 }
 
 // clientIP is the address of the request's TCP peer.

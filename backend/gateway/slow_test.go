@@ -38,7 +38,7 @@ func shrinkSendBuffers(t *testing.T, s *testServer) {
 	s.srv.mu.Lock()
 	defer s.srv.mu.Unlock()
 	for c := range s.srv.conns {
-		if err := c.socket.NetConn().(*net.TCPConn).SetWriteBuffer(4096); err != nil {
+		if err := c.socket.NetConn().(*writeConn).Conn.(*net.TCPConn).SetWriteBuffer(4096); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -1,0 +1,49 @@
+package gateway
+
+import (
+	"net"
+	"time"
+)
+
+// writeConn is a client's connection with every write bounded by the
+// server's WriteTimeout, and no deadline change per write: before a write
+// it re-arms the write deadline, to 1.5 × timeout from now, only when less
+// than timeout remains of the armed one. So each write, the gateway's or
+// one gws makes on its own (the echo of a client's close frame), gets
+// between timeout and 1.5 × timeout; a connection whose writes are idle
+// keeps a deadline that passed, which is harmless since the next write
+// re-arms it first; and the runtime's timer is moved once per half a
+// timeout of writing instead of twice per write (set, then clear).
+//
+// gws makes every write under its connection's lock, and sets deadlines
+// only during the handshake, before any other write, so armed needs no
+// lock of its own.
+type writeConn struct {
+	net.Conn
+	timeout time.Duration
+	armed   time.Time // the write deadline set; zero: none
+}
+
+func (c *writeConn) Write(p []byte) (int, error) {
+	now := time.Now()
+	if c.armed.Sub(now) < c.timeout {
+		until := now.Add(c.timeout + c.timeout/2)
+		if err := c.Conn.SetWriteDeadline(until); err != nil {
+			return 0, err
+		}
+		c.armed = until
+	}
+	return c.Conn.Write(p)
+}
+
+// SetDeadline sets the read and write deadlines, and records the latter.
+func (c *writeConn) SetDeadline(t time.Time) error {
+	c.armed = t
+	return c.Conn.SetDeadline(t)
+}
+
+// SetWriteDeadline sets the write deadline and records it.
+func (c *writeConn) SetWriteDeadline(t time.Time) error {
+	c.armed = t
+	return c.Conn.SetWriteDeadline(t)
+}

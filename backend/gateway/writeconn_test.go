@@ -1,0 +1,70 @@
+package gateway
+
+import (
+	"net"
+	"testing"
+	"time"
+)
+
+// deadlineRecorder is a net.Conn that records the write deadline and, at
+// each write, how much of it was left.
+type deadlineRecorder struct {
+	net.Conn
+	deadline time.Time
+	sets     int
+	left     []time.Duration
+}
+
+func (r *deadlineRecorder) SetWriteDeadline(t time.Time) error {
+	r.deadline = t
+	r.sets++
+	return nil
+}
+
+func (r *deadlineRecorder) Write(p []byte) (int, error) {
+	r.left = append(r.left, time.Until(r.deadline))
+	return len(p), nil
+}
+
+func TestWriteConnArmsDeadlineLazily(t *testing.T) {
+	t.Parallel()
+	const timeout = time.Hour
+	tests := []struct {
+		name   string
+		armed  time.Duration // from now; 0: none
+		writes int
+		sets   int
+	}{
+		{"first write arms", 0, 1, 1},
+		{"later writes reuse the armed deadline", 0, 100, 1},
+		{"a deadline that passed while idle is re-armed before the write", -time.Minute, 3, 1},
+		{"less than the timeout left: re-armed", timeout - time.Minute, 2, 1},
+		{"more than the timeout left: kept", timeout + time.Minute, 2, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			rec := &deadlineRecorder{}
+			c := &writeConn{Conn: rec, timeout: timeout}
+			if tt.armed != 0 {
+				if err := c.SetWriteDeadline(time.Now().Add(tt.armed)); err != nil {
+					t.Fatal(err)
+				}
+				rec.sets = 0
+			}
+			for range tt.writes {
+				if _, err := c.Write([]byte("x")); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if rec.sets != tt.sets {
+				t.Errorf("deadline set %d times, want %d", rec.sets, tt.sets)
+			}
+			for i, left := range rec.left {
+				if left < timeout-time.Minute || left > timeout*3/2 {
+					t.Errorf("write %d had %v of its deadline left, want between %v and %v", i, left, timeout, timeout*3/2)
+				}
+			}
+		})
+	}
+}
