@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -67,6 +68,15 @@ func (c *conn) logger() *slog.Logger {
 	return c.srv.log.With("remote", c.socket.RemoteAddr().String())
 }
 
+// debug logs at debug level with the client's address, and builds nothing
+// when debug logs are off: connections open and close often, and the read
+// loop's stack stays small.
+func (c *conn) debug(msg string, args ...any) {
+	if c.srv.log.Enabled(context.Background(), slog.LevelDebug) {
+		c.logger().Debug(msg, args...)
+	}
+}
+
 // events is the gws event handler of every connection; the connection's
 // state is its gws session.
 type events struct{}
@@ -74,7 +84,8 @@ type events struct{}
 func session(socket *gws.Conn) *conn { return socket.Session().(*conn) }
 
 func (events) OnOpen(socket *gws.Conn) {
-	session(socket).logger().Debug("client connected", "seed", session(socket).seed)
+	c := session(socket)
+	c.debug("client connected", "seed", c.seed)
 }
 
 func (events) OnClose(socket *gws.Conn, err error) { session(socket).onClose(err) }
@@ -94,11 +105,20 @@ func (events) OnMessage(socket *gws.Conn, msg *gws.Message) {
 	if c.closingNow() {
 		return // the connection is being closed: nothing more is answered
 	}
-	if c.seed {
-		c.handleSeed(msg.Bytes())
-	} else {
-		c.handle(msg.Bytes())
-	}
+	// The message is answered on a goroutine of its own, and the read loop
+	// waits for it: decoding and subscribing take stack that the read
+	// loop, parked on the socket for the life of an idle connection, would
+	// otherwise keep (the runtime shrinks a stack only while it is mostly
+	// unused, by half per GC).
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		if c.seed {
+			c.handleSeed(msg.Bytes())
+		} else {
+			c.handle(msg.Bytes())
+		}
+	})
+	wg.Wait()
 }
 
 // handle answers one protocol v1 message.
@@ -242,7 +262,7 @@ func (c *conn) refuse(err error) {
 		code, reason = protocol.ErrTokenExpired, "expired"
 	}
 	c.srv.opts.Metrics.AuthFailures.WithLabelValues(reason).Inc()
-	c.logger().Debug("refused a token", "reason", reason, "err", err)
+	c.debug("refused a token", "reason", reason, "err", err)
 	c.unauthorized(code, err.Error())
 }
 
@@ -291,7 +311,7 @@ func (c *conn) drop(key string, s *hub.Subscription) {
 func (c *conn) handleSeed(data []byte) {
 	m, perr := protocol.DecodeSeed(data, c.srv.opts.MaxMessageSize)
 	if perr != nil {
-		c.logger().Debug("ignored a seed-protocol message", "code", perr.Code, "err", perr.Message)
+		c.debug("ignored a seed-protocol message", "code", perr.Code, "err", perr.Message)
 		if perr.Code == protocol.ErrMessageTooLarge {
 			c.srv.opts.Metrics.PolicyCloses.WithLabelValues("message_too_large").Inc()
 			c.close(protocol.ClosePolicy, "message too large", false)
@@ -310,19 +330,19 @@ func (c *conn) handleSeed(data []byte) {
 	case subscribed:
 		// Already subscribed: the seed's hook may subscribe twice.
 	case !c.srv.channels[m.Channel]:
-		c.logger().Debug("ignored a seed-protocol subscribe to an unknown channel", "channel", m.Channel)
+		c.debug("ignored a seed-protocol subscribe to an unknown channel", "channel", m.Channel)
 	case len(c.subs) >= c.srv.opts.MaxSubscriptions:
-		c.logger().Debug("ignored a seed-protocol subscribe over the limit", "channel", m.Channel)
+		c.debug("ignored a seed-protocol subscribe over the limit", "channel", m.Channel)
 	default:
 		grant, err := c.authorize(m.Channel)
 		if err != nil {
 			c.srv.opts.Metrics.Errors.WithLabelValues(string(protocol.ErrForbidden)).Inc()
-			c.logger().Debug("ignored a forbidden seed-protocol subscribe", "channel", m.Channel, "err", err)
+			c.debug("ignored a forbidden seed-protocol subscribe", "channel", m.Channel, "err", err)
 			return
 		}
 		s := hub.NewSeedSubscription(c, m.Channel)
 		if err := s.Restrict(grant.Scope, grant.View); err != nil {
-			c.logger().Debug("ignored a seed-protocol subscribe the token's claims cannot scope", "channel", m.Channel)
+			c.debug("ignored a seed-protocol subscribe the token's claims cannot scope", "channel", m.Channel)
 			return
 		}
 		c.subs[m.Channel] = sub{s: s, grant: grant}
@@ -361,7 +381,7 @@ func (c *conn) heartbeat() {
 func (c *conn) ping() { _ = c.socket.WritePing(nil) }
 
 func (c *conn) onClose(err error) {
-	c.logger().Debug("client disconnected", "err", err)
+	c.debug("client disconnected", "err", err)
 	c.sendQueue.discard()
 	c.srv.deadlines.set(c, time.Time{}, 0)
 	for key, cs := range c.subs {

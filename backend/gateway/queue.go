@@ -195,7 +195,7 @@ func (q *sendQueue) flush() {
 
 	err := q.write(batch)
 	if err != nil {
-		q.c.logger().Debug("write failed", "err", err)
+		q.c.debug("write failed", "err", err)
 	}
 
 	resyncs := 0
