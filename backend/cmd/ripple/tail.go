@@ -170,7 +170,8 @@ func (t *tailer) handle(line []byte) {
 		if p := t.pos[msg.Sub]; p != nil {
 			p.Seq = msg.Seq
 		}
-		fmt.Fprintf(t.out, "{\"channel\":%q,\"seq\":%d,\"change\":%s}\n", msg.Sub, msg.Seq, msg.Change)
+		channel, _ := json.Marshal(msg.Sub)
+		fmt.Fprintf(t.out, "{\"channel\":%s,\"seq\":%d,\"change\":%s}\n", channel, msg.Seq, msg.Change)
 	case "resync":
 		fmt.Fprintf(t.errOut, "tail: %s: changes may have been missed (%s)\n", msg.Sub, msg.Reason)
 	case "error":
