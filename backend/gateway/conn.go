@@ -27,8 +27,10 @@ type conn struct {
 	socket *gws.Conn
 	// ip is the client's address, counted against MaxConnsPerIP.
 	ip string
-	// subs holds the subscriptions by sub id (v1) or channel (seed).
-	subs map[string]sub
+	// subs holds the subscriptions. A connection holds few (at most
+	// MaxSubscriptions, mostly one or two), so a slice searched by key
+	// takes less memory than a map.
+	subs []sub
 	// identity is the holder of the connection's current token; nil
 	// before a valid one arrived (or without authentication).
 	identity *auth.Identity
@@ -54,10 +56,28 @@ type sub struct {
 	grant *auth.Grant
 }
 
+// key is the client's name of the subscription: its sub id (v1), or its
+// channel (seed protocol).
+func (cs *sub) key() string {
+	if cs.s.Seed() {
+		return cs.s.Channel()
+	}
+	return cs.s.ID()
+}
+
+// find returns the index in subs of the subscription named key, or -1.
+func (c *conn) find(key string) int {
+	for i := range c.subs {
+		if c.subs[i].key() == key {
+			return i
+		}
+	}
+	return -1
+}
+
 func (c *conn) init(socket *gws.Conn, ip string) {
 	c.socket = socket
 	c.ip = ip
-	c.subs = make(map[string]sub)
 	c.pingFn = c.ping
 	c.sendQueue.init(c)
 }
@@ -179,7 +199,7 @@ func (c *conn) subscribe(m *protocol.SubscribeMessage) {
 	case !c.srv.channels[m.Channel]:
 		c.sendError(&protocol.Error{Code: protocol.ErrUnknownChannel, Message: "no such channel: " + m.Channel, Sub: m.Sub})
 		return
-	case c.subs[m.Sub].s != nil:
+	case c.find(m.Sub) >= 0:
 		c.sendError(&protocol.Error{Code: protocol.ErrDuplicateSub, Message: "a subscription with this sub already exists", Sub: m.Sub})
 		return
 	case len(c.subs) >= c.srv.opts.MaxSubscriptions:
@@ -205,7 +225,7 @@ func (c *conn) subscribe(m *protocol.SubscribeMessage) {
 		c.sendError(&protocol.Error{Code: protocol.ErrForbidden, Message: "the token's claims cannot scope " + m.Channel, Sub: m.Sub})
 		return
 	}
-	c.subs[m.Sub] = sub{s: s, grant: grant}
+	c.subs = append(c.subs, sub{s: s, grant: grant})
 	c.srv.opts.Metrics.Subscriptions.Inc()
 	c.srv.opts.Hub.Subscribe(s, m.Resume)
 }
@@ -240,14 +260,15 @@ func (c *conn) authenticate(token string) {
 	if first {
 		return
 	}
-	for key, cs := range c.subs {
+	for i := len(c.subs) - 1; i >= 0; i-- { // drop moves the last one to i
+		cs := c.subs[i]
 		grant, err := c.authorize(cs.s.Channel())
 		if err == nil && grant.Same(cs.grant) {
 			continue
 		}
-		c.drop(key, cs.s)
+		c.drop(i)
 		if !c.seed {
-			c.sendError(&protocol.Error{Code: protocol.ErrForbidden, Sub: key,
+			c.sendError(&protocol.Error{Code: protocol.ErrForbidden, Sub: cs.key(),
 				Message: "the new token does not grant this subscription as it was made; subscribe again"})
 		}
 	}
@@ -288,20 +309,25 @@ func (c *conn) expire(kind deadlineKind) {
 }
 
 func (c *conn) unsubscribe(m *protocol.UnsubscribeMessage) {
-	cs, ok := c.subs[m.Sub]
-	if !ok {
+	i := c.find(m.Sub)
+	if i < 0 {
 		c.sendError(&protocol.Error{Code: protocol.ErrUnknownSub, Message: "no subscription with this sub", Sub: m.Sub})
 		return
 	}
-	c.drop(m.Sub, cs.s)
-	c.Enqueue(hub.Message{Kind: hub.KindReply, Sub: cs.s, Head: unsubscribedHead})
+	s := c.subs[i].s
+	c.drop(i)
+	c.Enqueue(hub.Message{Kind: hub.KindReply, Sub: s, Head: unsubscribedHead})
 }
 
 var unsubscribedHead = []byte(`{"type":"unsubscribed"`)
 
-// drop ends subscription s (named key in subs).
-func (c *conn) drop(key string, s *hub.Subscription) {
-	delete(c.subs, key)
+// drop ends the subscription at index i of subs, moving the last one there.
+func (c *conn) drop(i int) {
+	s := c.subs[i].s
+	last := len(c.subs) - 1
+	c.subs[i] = c.subs[last]
+	c.subs[last] = sub{}
+	c.subs = c.subs[:last]
 	c.srv.opts.Hub.Unsubscribe(s)
 	c.srv.opts.Metrics.Subscriptions.Dec()
 }
@@ -321,11 +347,12 @@ func (c *conn) handleSeed(data []byte) {
 	if !c.admit() {
 		return
 	}
-	cs, subscribed := c.subs[m.Channel]
+	i := c.find(m.Channel)
+	subscribed := i >= 0
 	switch {
 	case m.Type == "unsubscribe":
 		if subscribed {
-			c.drop(m.Channel, cs.s)
+			c.drop(i)
 		}
 	case subscribed:
 		// Already subscribed: the seed's hook may subscribe twice.
@@ -345,7 +372,7 @@ func (c *conn) handleSeed(data []byte) {
 			c.debug("ignored a seed-protocol subscribe the token's claims cannot scope", "channel", m.Channel)
 			return
 		}
-		c.subs[m.Channel] = sub{s: s, grant: grant}
+		c.subs = append(c.subs, sub{s: s, grant: grant})
 		c.srv.opts.Metrics.Subscriptions.Inc()
 		c.srv.opts.Hub.Subscribe(s, nil)
 	}
@@ -384,8 +411,8 @@ func (c *conn) onClose(err error) {
 	c.debug("client disconnected", "err", err)
 	c.sendQueue.discard()
 	c.srv.deadlines.set(c, time.Time{}, 0)
-	for key, cs := range c.subs {
-		c.drop(key, cs.s)
+	for i := len(c.subs) - 1; i >= 0; i-- {
+		c.drop(i)
 	}
 	c.srv.remove(c)
 }

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"slices"
 	"sync"
 
 	"github.com/lxzan/gws"
@@ -13,10 +14,45 @@ import (
 // frames (a single larger message still goes out whole).
 const maxFrameBytes = 1 << 20
 
-// keepCapacity is the largest queue capacity kept for reuse after a flush;
-// a burst's bigger slices are left to the garbage collector so that idle
-// connections stay small.
+// keepCapacity is the largest queue capacity a connection keeps for reuse
+// after a flush. A burst's bigger slices go to bigQueues, shared by every
+// connection, so that idle connections stay small and bursts do not
+// regrow a slice from scratch each time.
 const keepCapacity = 128
+
+// bigQueues holds queue slices of more than keepCapacity that a flush is
+// done with, empty, for the next queue that outgrows keepCapacity.
+var bigQueues sync.Pool
+
+// partsPool holds the scratch slices of writes (the pieces of a frame
+// handed to gws): a write borrows one for its duration, so no connection
+// keeps one and a slice grown for a burst serves the next burst.
+var partsPool = sync.Pool{New: func() any { return new([][]byte) }}
+
+// growQueue returns items in a slice with room for more: a pooled one when
+// one is big enough, else a new one twice as big. The old slice goes to
+// bigQueues if it is big.
+func growQueue(items []hub.Message) []hub.Message {
+	var grown []hub.Message
+	if bp, _ := bigQueues.Get().(*[]hub.Message); bp != nil && cap(*bp) > len(items) {
+		grown = append((*bp)[:0], items...)
+	} else { // a pooled slice too small is left to the garbage collector
+		grown = slices.Grow(items, len(items))
+	}
+	clear(items)
+	recycleQueue(items)
+	return grown
+}
+
+// recycleQueue puts an empty big queue slice into bigQueues; a small one is
+// left alone.
+func recycleQueue(items []hub.Message) {
+	if cap(items) <= keepCapacity {
+		return
+	}
+	items = items[:0]
+	bigQueues.Put(&items)
+}
 
 var newline = []byte{'\n'}
 
@@ -37,8 +73,6 @@ type sendQueue struct {
 	closing        bool // nothing more is queued
 	closeCode      uint16
 	closeReason    string
-
-	parts [][]byte // scratch of flush; flushes never run concurrently
 
 	flushFn, closeFn func()
 }
@@ -65,6 +99,9 @@ func (q *sendQueue) Enqueue(m hub.Message) {
 	if len(q.items) >= q.c.srv.opts.SendQueueSize {
 		q.overflowLocked(m)
 		return
+	}
+	if len(q.items) == cap(q.items) && cap(q.items) >= keepCapacity {
+		q.items = growQueue(q.items)
 	}
 	q.items = append(q.items, m)
 	q.scheduleLocked()
@@ -210,6 +247,8 @@ func (q *sendQueue) flush() {
 	q.resyncsPending -= resyncs
 	if cap(batch) <= keepCapacity && !q.closing {
 		q.spare = batch[:0]
+	} else {
+		recycleQueue(batch)
 	}
 	q.mu.Unlock()
 	if err == nil {
@@ -222,10 +261,12 @@ func (q *sendQueue) flush() {
 // are, shared with every other subscriber.
 func (q *sendQueue) write(batch []hub.Message) error {
 	socket := q.c.socket
-	parts := q.parts[:0]
+	bp := partsPool.Get().(*[][]byte)
+	parts := (*bp)[:0]
 	defer func() {
 		clear(parts)
-		q.parts = parts[:0]
+		*bp = parts[:0]
+		partsPool.Put(bp)
 	}()
 	if q.c.seed {
 		for i := range batch {
