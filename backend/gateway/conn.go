@@ -18,8 +18,9 @@ import (
 )
 
 // conn is one client connection. Its subscriptions are touched only by
-// gws's read goroutine (OnMessage and OnClose run there, one at a time);
-// its send queue (queue.go) by anyone, under its own lock.
+// gws's read goroutine (OnMessage and OnClose run there, one at a time),
+// or by the goroutine it waits on to answer a message; its send queue
+// (queue.go) by anyone, under its own lock.
 type conn struct {
 	noStorage
 	srv    *Server
