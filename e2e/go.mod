@@ -1,6 +1,6 @@
 module github.com/ripple-rt/ripple/e2e
 
-go 1.26.8
+go 1.26.0
 
 require (
 	github.com/fastschema/qjs v0.0.6

@@ -1,6 +1,6 @@
 module github.com/ripple-rt/ripple/tools
 
-go 1.26.8
+go 1.26.4
 
 require (
 	github.com/coder/websocket v1.8.15
