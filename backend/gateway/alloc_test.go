@@ -36,7 +36,7 @@ func TestSendPathAllocations(t *testing.T) {
 	// Hold the connection's task queue so that no flush runs meanwhile.
 	release := make(chan struct{})
 	defer close(release)
-	sc.socket.Async(func() { <-release })
+	sc.async(func() { <-release })
 
 	if allocs := testing.AllocsPerRun(1000, func() { sc.Enqueue(msg) }); allocs != 0 {
 		t.Errorf("Enqueue: %v allocations per change, want 0", allocs)

@@ -114,7 +114,7 @@ func (events) OnClose(socket *gws.Conn, err error) { session(socket).onClose(err
 func (events) OnPing(socket *gws.Conn, payload []byte) {
 	c := session(socket)
 	c.awaitingPong.Store(false)
-	socket.Async(func() { _ = socket.WritePong(payload) })
+	c.async(func() { _ = socket.WritePong(payload) })
 }
 
 func (events) OnPong(socket *gws.Conn, _ []byte) { session(socket).awaitingPong.Store(false) }
@@ -400,10 +400,10 @@ func (c *conn) reply(v any) {
 func (c *conn) heartbeat() {
 	if c.awaitingPong.Swap(true) {
 		c.logger().Info("closing a connection that did not answer a ping")
-		_ = c.socket.NetConn().Close()
+		c.release()
 		return
 	}
-	c.socket.Async(c.pingFn)
+	c.async(c.pingFn)
 }
 
 func (c *conn) ping() { _ = c.socket.WritePing(nil) }
@@ -416,6 +416,15 @@ func (c *conn) onClose(err error) {
 		c.drop(i)
 	}
 	c.srv.remove(c)
+	c.release()
+}
+
+// release closes the connection's socket for good, without a goodbye:
+// once its read loop ended, or to cut a connection that is not answering.
+func (c *conn) release() {
+	if wc, ok := c.socket.NetConn().(*writeConn); ok {
+		wc.release()
+	}
 }
 
 // noStorage fills gws.SessionStorage for conn. gws makes a session for

@@ -279,7 +279,7 @@ func TestBatchesQueuedMessagesIntoOneFrame(t *testing.T) {
 	s.srv.mu.Unlock()
 	// Hold the connection's task queue so that the changes pile up.
 	release := make(chan struct{})
-	sc.socket.Async(func() { <-release })
+	sc.async(func() { <-release })
 	for i := 1; i <= 5; i++ {
 		s.publish(t, "projects", fmt.Sprintf(`{"op":"INSERT","table":"projects","new":{"id":%d}}`, i))
 	}

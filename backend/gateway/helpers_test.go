@@ -172,6 +172,14 @@ func (c *client) frame() []byte {
 	case f := <-c.frames:
 		return f
 	case err := <-c.closed:
+		// Frames read before the close are queued before it: select may
+		// have picked the close although one waits.
+		select {
+		case f := <-c.frames:
+			c.closed <- err
+			return f
+		default:
+		}
 		c.t.Fatalf("connection closed while waiting for a frame: %v", err)
 	case <-time.After(waitTimeout):
 		c.t.Fatal("timed out waiting for a frame")

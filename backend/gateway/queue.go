@@ -3,6 +3,7 @@ package gateway
 import (
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/lxzan/gws"
 
@@ -56,18 +57,44 @@ func recycleQueue(items []hub.Message) {
 
 var newline = []byte{'\n'}
 
+// linger is how long a flush waits on the task queue for more to write
+// before it ends. gws runs a connection's task queue on a new goroutine
+// each time it was empty; a connection streaming a few hundred changes a
+// second so keeps one goroutine (and its grown stack) instead of starting
+// one per change, while an idle connection has none.
+const linger = 20 * time.Millisecond
+
+// wakeChans and lingerTimers serve lingering flushes, so that no idle
+// connection keeps a channel or timer.
+var (
+	wakeChans    = sync.Pool{New: func() any { return make(chan struct{}, 1) }}
+	lingerTimers = sync.Pool{New: func() any {
+		t := time.NewTimer(time.Hour)
+		t.Stop()
+		return t
+	}}
+)
+
 // sendQueue is a connection's bounded queue of outbound messages. Enqueue
-// never blocks: it appends and, if no flush is pending, schedules one on
-// gws's per-connection task queue (Conn.Async), which writes everything
+// never blocks: it appends and, if no flush is running, schedules one on
+// gws's per-connection task queue (Conn.Async). A flush writes everything
 // queued by then as one frame of newline-separated messages (seed
-// protocol: one frame per payload).
+// protocol: one frame per payload), again while more was queued meanwhile,
+// and waits up to linger for more before it ends.
 type sendQueue struct {
 	c *conn
 
-	mu        sync.Mutex
-	items     []hub.Message
-	spare     []hub.Message // the previous batch's slice, for reuse
-	scheduled bool          // a flush is queued and has not yet taken the items
+	mu    sync.Mutex
+	items []hub.Message
+	spare []hub.Message // the previous batch's slice, for reuse
+	// running is set while a flush is scheduled or running: it will write
+	// what is queued.
+	running bool
+	// wake is set while the running flush lingers: a signal on it ends the wait.
+	wake chan struct{}
+	// yield asks the running flush to end at once (with the rest
+	// rescheduled) so that other tasks of the task queue run: a ping, a pong.
+	yield bool
 	// resyncsPending counts slow_consumer resyncs queued or being written.
 	resyncsPending int
 	closing        bool // nothing more is queued
@@ -108,9 +135,33 @@ func (q *sendQueue) Enqueue(m hub.Message) {
 }
 
 func (q *sendQueue) scheduleLocked() {
-	if !q.scheduled {
-		q.scheduled = true
+	if !q.running {
+		q.running = true
 		q.c.socket.Async(q.flushFn)
+		return
+	}
+	q.wakeLocked()
+}
+
+// wakeLocked ends the running flush's wait, if it lingers.
+func (q *sendQueue) wakeLocked() {
+	if q.wake != nil {
+		select {
+		case q.wake <- struct{}{}:
+		default: // already signalled
+		}
+	}
+}
+
+// async runs f on the connection's task queue, after the running flush,
+// which ends at once for it.
+func (q *sendQueue) async(f func()) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.c.socket.Async(f)
+	if q.running {
+		q.yield = true
+		q.wakeLocked()
 	}
 }
 
@@ -179,8 +230,10 @@ func (q *sendQueue) closeLocked(code uint16, reason string, flushFirst bool) {
 		q.dropAllLocked()
 	}
 	q.closeCode, q.closeReason = code, reason
-	// A flush already queued on the task queue runs first.
+	// The running flush writes what is left (when flushFirst) and ends
+	// without lingering; the close frame follows it on the task queue.
 	q.c.socket.Async(q.closeFn)
+	q.wakeLocked()
 }
 
 // closingNow reports whether the connection is being closed.
@@ -216,20 +269,63 @@ func (q *sendQueue) discard() {
 	defer q.mu.Unlock()
 	q.closing = true
 	q.items, q.spare = nil, nil
+	q.wakeLocked()
 }
 
-// flush writes everything queued. It runs on gws's task queue, so flushes,
-// pings and close frames of one connection never overlap.
+// flush writes everything queued, batch after batch, lingering for more
+// between them. It runs on gws's task queue, so flushes, pings and close
+// frames of one connection never overlap.
 func (q *sendQueue) flush() {
-	q.mu.Lock()
-	batch := q.items
-	q.items, q.spare = q.spare, nil
-	q.scheduled = false
-	q.mu.Unlock()
-	if len(batch) == 0 {
-		return
+	for {
+		q.mu.Lock()
+		if len(q.items) == 0 && !q.lingerLocked() {
+			q.running, q.yield = false, false
+			q.mu.Unlock()
+			return
+		}
+		if q.yield && !q.closing { // closing: the rest goes before the close frame
+			q.yield = false
+			q.c.socket.Async(q.flushFn) // the rest, after the other tasks
+			q.mu.Unlock()
+			return
+		}
+		batch := q.items
+		q.items, q.spare = q.spare, nil
+		q.mu.Unlock()
+		q.send(batch)
 	}
+}
 
+// lingerLocked waits up to linger for something to be queued and reports
+// whether it was; it does not wait when the connection is closing or
+// other tasks wait. q.mu is held, and released during the wait.
+func (q *sendQueue) lingerLocked() bool {
+	if q.closing || q.yield {
+		return false
+	}
+	wake := wakeChans.Get().(chan struct{})
+	t := lingerTimers.Get().(*time.Timer)
+	t.Reset(linger)
+	q.wake = wake
+	q.mu.Unlock()
+	select {
+	case <-wake:
+	case <-t.C:
+	}
+	t.Stop()
+	lingerTimers.Put(t)
+	q.mu.Lock()
+	q.wake = nil
+	select {
+	case <-wake: // signalled after the timer fired
+	default:
+	}
+	wakeChans.Put(wake)
+	return len(q.items) > 0
+}
+
+// send writes batch and recycles it.
+func (q *sendQueue) send(batch []hub.Message) {
 	err := q.write(batch)
 	if err != nil {
 		q.c.debug("write failed", "err", err)

@@ -178,6 +178,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	c.init(socket, ip)
 	if !s.add(c) {
 		_ = socket.WriteClose(protocol.CloseGoingAway, []byte("server is shutting down"))
+		c.release() // no read loop will
 		return
 	}
 	reserved = false // remove releases it
@@ -208,7 +209,13 @@ func (s *Server) upgrade(up *gws.Upgrader, w http.ResponseWriter, r *http.Reques
 		return nil, fmt.Errorf("hijack: %w", err)
 	}
 	br := bufio.NewReaderSize(netConn, readBufferSize)
-	return up.UpgradeFromConn(&writeConn{Conn: netConn, timeout: s.opts.WriteTimeout}, br, r)
+	wc := &writeConn{Conn: netConn, timeout: s.opts.WriteTimeout}
+	socket, err := up.UpgradeFromConn(wc, br, r)
+	if err != nil {
+		wc.release() // no read loop will
+		return nil, err
+	}
+	return socket, nil
 }
 
 // clientIP is the address of the request's TCP peer.
@@ -362,7 +369,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.mu.Lock()
 		left := len(s.conns)
 		for c := range s.conns {
-			_ = c.socket.NetConn().Close()
+			c.release()
 		}
 		s.mu.Unlock()
 		return fmt.Errorf("gateway: shutdown: %d connections did not close in time: %w", left, ctx.Err())

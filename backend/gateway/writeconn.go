@@ -5,8 +5,12 @@ import (
 	"time"
 )
 
-// writeConn is a client's connection with every write bounded by the
-// server's WriteTimeout, and no deadline change per write: before a write
+// closeGrace is how long a closed connection keeps reading, for the
+// client to close its side, before the socket is closed for good.
+const closeGrace = 5 * time.Second
+
+// writeConn is a client's connection with a graceful Close, and every
+// write bounded by the server's WriteTimeout, and no deadline change per write: before a write
 // it re-arms the write deadline, to 1.5 × timeout from now, only when less
 // than timeout remains of the armed one. So each write, the gateway's or
 // one gws makes on its own (the echo of a client's close frame), gets
@@ -47,3 +51,21 @@ func (c *writeConn) SetWriteDeadline(t time.Time) error {
 	c.armed = t
 	return c.Conn.SetWriteDeadline(t)
 }
+
+// Close ends the connection gracefully: it sends a FIN after what was
+// written, and gives the client closeGrace to close its side while gws's
+// read loop goes on reading (and discarding) what it sent. Closing a
+// socket at once would answer the client's unread messages with a reset,
+// which destroys what the client had not yet read: the close frame and
+// the errors before it (a client flooding the gateway would learn nothing
+// of why it was closed). The read loop's end closes the socket for good
+// ([writeConn.release]).
+func (c *writeConn) Close() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok && cw.CloseWrite() == nil {
+		return c.Conn.SetReadDeadline(time.Now().Add(closeGrace))
+	}
+	return c.Conn.Close()
+}
+
+// release closes the socket for good.
+func (c *writeConn) release() { _ = c.Conn.Close() }

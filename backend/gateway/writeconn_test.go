@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"io"
 	"net"
 	"testing"
 	"time"
@@ -66,5 +67,44 @@ func TestWriteConnArmsDeadlineLazily(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestWriteConnClosesGracefully: a close with client data still unread
+// sends what was written and a FIN, not a reset that would destroy it.
+func TestWriteConnClosesGracefully(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	client, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	raw, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	wc := &writeConn{Conn: raw, timeout: time.Minute}
+	defer wc.release()
+
+	if _, err := client.Write([]byte("never read by the server")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := wc.Write([]byte("bye")); err != nil {
+		t.Fatal(err)
+	}
+	if err := wc.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := client.SetReadDeadline(time.Now().Add(waitTimeout)); err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(client)
+	if err != nil || string(got) != "bye" {
+		t.Fatalf("client read %q, %v; want \"bye\" and a clean end", got, err)
 	}
 }
