@@ -57,12 +57,17 @@ func recycleQueue(items []hub.Message) {
 
 var newline = []byte{'\n'}
 
-// linger is how long a flush waits on the task queue for more to write
-// before it ends. gws runs a connection's task queue on a new goroutine
-// each time it was empty; a connection streaming a few hundred changes a
-// second so keeps one goroutine (and its grown stack) instead of starting
-// one per change, while an idle connection has none.
+// linger is how long a flush of a streaming connection (one whose previous
+// flush ended less than linger before this one started) waits on the task
+// queue for more to write before it ends. gws runs a connection's task
+// queue on a new goroutine each time it was empty; a connection streaming
+// a few hundred changes a second so keeps one goroutine (and its grown
+// stack) instead of starting one per change, while an idle connection has
+// none, and a broadcast to idle connections costs no waiting.
 const linger = 20 * time.Millisecond
+
+// clockStart is the origin of the monotonic times kept as durations.
+var clockStart = time.Now()
 
 // wakeChans and lingerTimers serve lingering flushes, so that no idle
 // connection keeps a channel or timer.
@@ -95,6 +100,10 @@ type sendQueue struct {
 	// yield asks the running flush to end at once (with the rest
 	// rescheduled) so that other tasks of the task queue run: a ping, a pong.
 	yield bool
+	// streaming is set when the running flush started within linger of the
+	// previous one's end, which ended at ended (since clockStart).
+	streaming bool
+	ended     time.Duration
 	// resyncsPending counts slow_consumer resyncs queued or being written.
 	resyncsPending int
 	closing        bool // nothing more is queued
@@ -137,6 +146,7 @@ func (q *sendQueue) Enqueue(m hub.Message) {
 func (q *sendQueue) scheduleLocked() {
 	if !q.running {
 		q.running = true
+		q.streaming = time.Since(clockStart)-q.ended < linger
 		q.c.socket.Async(q.flushFn)
 		return
 	}
@@ -280,6 +290,7 @@ func (q *sendQueue) flush() {
 		q.mu.Lock()
 		if len(q.items) == 0 && !q.lingerLocked() {
 			q.running, q.yield = false, false
+			q.ended = time.Since(clockStart)
 			q.mu.Unlock()
 			return
 		}
@@ -297,10 +308,11 @@ func (q *sendQueue) flush() {
 }
 
 // lingerLocked waits up to linger for something to be queued and reports
-// whether it was; it does not wait when the connection is closing or
-// other tasks wait. q.mu is held, and released during the wait.
+// whether it was; it does not wait unless the connection is streaming, nor
+// when it is closing or other tasks wait. q.mu is held, and released
+// during the wait.
 func (q *sendQueue) lingerLocked() bool {
-	if q.closing || q.yield {
+	if !q.streaming || q.closing || q.yield {
 		return false
 	}
 	wake := wakeChans.Get().(chan struct{})
