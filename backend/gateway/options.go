@@ -79,8 +79,9 @@ type Options struct {
 	// connection that has not answered by the next ping is closed.
 	// Default 30 s.
 	PingInterval time.Duration
-	// WriteTimeout bounds one write to a client; a write that takes longer
-	// closes the connection. Default 10 s.
+	// WriteTimeout bounds one write to a client: a write that has not
+	// finished after between WriteTimeout and 1.5 × WriteTimeout (the
+	// deadline is re-armed lazily) closes the connection. Default 10 s.
 	WriteTimeout time.Duration
 }
 
