@@ -73,7 +73,8 @@ type Options struct {
 	// overflows, its queued changes are dropped and each affected
 	// subscription gets a resync (slow_consumer); a second overflow before
 	// that resync is written closes the connection with 4008. Keep it above
-	// the hub's ring size so that a full replay fits. Default 1024.
+	// the hub's ring size so that a full replay fits. Default 2048 (twice
+	// the hub's default ring).
 	SendQueueSize int
 	// PingInterval is how often the server pings every connection; a
 	// connection that has not answered by the next ping is closed.
@@ -89,7 +90,7 @@ type Options struct {
 const (
 	DefaultMaxMessageSize   = 64 << 10
 	DefaultMaxSubscriptions = 100
-	DefaultSendQueueSize    = 1024
+	DefaultSendQueueSize    = 2048
 	DefaultPingInterval     = 30 * time.Second
 	DefaultWriteTimeout     = 10 * time.Second
 	DefaultAuthTimeout      = 10 * time.Second
