@@ -5,6 +5,9 @@ import (
 	"net"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/lxzan/gws"
 
 	"github.com/ripple-rt/ripple/backend/protocol"
 )
@@ -150,5 +153,57 @@ func TestSlowSeedConsumerClosed(t *testing.T) {
 	slow.startReading()
 	if code, _ := slow.closeCode(); code != protocol.ClosePolicy {
 		t.Errorf("slow seed client closed with %d, want %d", code, protocol.ClosePolicy)
+	}
+}
+
+// TestReplayOverflowResyncs: a resume whose replay overflows the queue
+// (the client does not read) never leaves the client with a silent gap:
+// the changes it receives are contiguous until a resync, or the
+// connection is closed with 4008 (possibly before the ack was written).
+func TestReplayOverflowResyncs(t *testing.T) {
+	t.Parallel()
+	const published = 300
+	s := newTestServer(t, 512, func(o *Options) { o.SendQueueSize = 4 })
+	for n := 1; n <= published; n++ {
+		s.publish(t, "projects", bigChange(n))
+	}
+	slow := dial(t, s.url, protocol.Subprotocol, true)
+	waitFor(t, "the connection", func() bool { return gauge(s.metrics.Connections) == 1 })
+	shrinkSendBuffers(t, s)
+	slow.send(fmt.Sprintf(`{"type":"subscribe","sub":"r","channel":"projects","resume":{"epoch":%q,"seq":0}}`, s.hub.Epoch()))
+	waitFor(t, "the replay to overflow the queue", func() bool { return gauge(s.metrics.Drops) > 0 })
+
+	slow.startReading()
+	acked := false
+	for last := uint64(0); last < published; {
+		if len(slow.pending) == 0 {
+			select {
+			case f := <-slow.frames:
+				slow.pending = strings.Split(string(f), "\n")
+			case err := <-slow.closed:
+				if ce, ok := err.(*gws.CloseError); !ok || ce.Code != protocol.ClosePolicy {
+					t.Fatalf("closed with %v after seq %d, want a resync or close %d", err, last, protocol.ClosePolicy)
+				}
+				return
+			case <-time.After(waitTimeout):
+				t.Fatalf("timed out after seq %d", last)
+			}
+		}
+		m := slow.nextMsg()
+		switch {
+		case !acked:
+			if m.Type != "subscribed" {
+				t.Fatalf("got %+v before the ack", m)
+			}
+			acked = true
+			continue
+		case m.Type == "resync" && m.Reason == protocol.ResyncSlowConsumer:
+			return
+		case m.Type != "change":
+			t.Fatalf("got %+v during the replay", m)
+		case m.Seq != last+1:
+			t.Fatalf("replayed seq %d after %d without a resync", m.Seq, last)
+		}
+		last = m.Seq
 	}
 }

@@ -164,6 +164,9 @@ func (h *Hub) Subscribe(s *Subscription, resume *protocol.Position) {
 	ch := h.channel(s.channel)
 	ch.mu.Lock()
 	defer ch.mu.Unlock()
+	// Active before anything is enqueued: a subscriber that overflows
+	// during the replay must resync s, not drop its changes silently.
+	s.active.Store(true)
 	if !s.seed {
 		s.subscriber.Enqueue(Message{Kind: KindSubscribed, Sub: s, Head: h.subscribedHead(ch)})
 		if resume != nil {
@@ -172,7 +175,6 @@ func (h *Hub) Subscribe(s *Subscription, resume *protocol.Position) {
 	}
 	s.index = len(ch.subs)
 	ch.subs = append(ch.subs, s)
-	s.active.Store(true)
 }
 
 func (h *Hub) subscribedHead(ch *channel) []byte {

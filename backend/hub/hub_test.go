@@ -433,3 +433,28 @@ func TestConcurrentSubscribeAndPublish(t *testing.T) {
 		}
 	}
 }
+
+// activeProbe is a Subscriber that records whether each message's
+// subscription was active when it was enqueued.
+type activeProbe struct{ inactive []Message }
+
+func (p *activeProbe) Enqueue(m Message) {
+	if !m.Sub.Active() {
+		p.inactive = append(p.inactive, m)
+	}
+}
+
+// TestActiveDuringSubscribe: a subscription is active while its ack and
+// replay are enqueued, so a subscriber that overflows then resyncs it.
+func TestActiveDuringSubscribe(t *testing.T) {
+	t.Parallel()
+	h := newHub(t, 0)
+	for i := 1; i <= 3; i++ {
+		publish(t, h, "projects", fmt.Sprintf(`{"op":"INSERT","table":"projects","new":{"id":%d}}`, i))
+	}
+	p := &activeProbe{}
+	subscribe(t, h, p, "r", "projects", nil, &protocol.Position{Epoch: h.Epoch(), Seq: 0})
+	for _, m := range p.inactive {
+		t.Errorf("enqueued while inactive: %s", wire(m))
+	}
+}

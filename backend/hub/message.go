@@ -171,8 +171,9 @@ func (s *Subscription) Channel() string { return s.channel }
 // Seed reports whether the subscription speaks the seed protocol.
 func (s *Subscription) Seed() bool { return s.seed }
 
-// Active reports whether the subscription is subscribed (between
-// [Hub.Subscribe] and [Hub.Unsubscribe]).
+// Active reports whether the subscription is subscribed: from the start of
+// [Hub.Subscribe] (so while its ack and replay are enqueued) until
+// [Hub.Unsubscribe].
 func (s *Subscription) Active() bool { return s.active.Load() }
 
 // quote returns s as a JSON string.
