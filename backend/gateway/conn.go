@@ -213,6 +213,11 @@ func (c *conn) subscribe(m *protocol.SubscribeMessage) {
 		c.sendError(&protocol.Error{Code: protocol.ErrForbidden, Message: err.Error(), Sub: m.Sub})
 		return
 	}
+	if m.Filter != nil && grant.View.Omits(m.Filter.Column) {
+		c.sendError(&protocol.Error{Code: protocol.ErrForbidden, Sub: m.Sub,
+			Message: fmt.Sprintf("cannot filter on column %q: it is not sent to this token", m.Filter.Column)})
+		return
+	}
 	s, err := hub.NewSubscription(c, m.Sub, m.Channel, m.Filter)
 	if err != nil {
 		var perr *protocol.Error

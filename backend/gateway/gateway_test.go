@@ -11,8 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/ripple-rt/ripple/backend/auth"
 	"github.com/ripple-rt/ripple/backend/protocol"
 )
 
@@ -470,4 +472,35 @@ func TestInvalidOptions(t *testing.T) {
 			t.Errorf("%s: New error %v, want one naming %s", tt.name, err, tt.want)
 		}
 	}
+}
+
+// TestFilterOnOmittedColumnRefused: a filter on a column the rule omits
+// would tell the client, by which changes arrive, what the column holds;
+// it is refused with forbidden.
+func TestFilterOnOmittedColumnRefused(t *testing.T) {
+	t.Parallel()
+	const secret = "omitted-column-test-secret-32-bytes"
+	rules, err := auth.ParseRules([]byte(`{"channels":{"projects":{"scope":[{"column":"org","claim":"org_id"}],"omit":["api_key"]}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	verifier, err := auth.New(context.Background(), auth.Options{Secret: []byte(secret)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newTestServer(t, 0, func(o *Options) { o.Verifier, o.Rules = verifier, rules })
+	token, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"org_id": "a", "exp": time.Now().Add(time.Hour).Unix()}).SignedString([]byte(secret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := dialV1(t, s.url)
+	c.send(`{"type":"auth","token":"` + token + `"}`)
+	c.sync("authed")
+	for _, op := range []string{`"op":"eq","value":"k1"`, `"op":"neq","value":"k1"`, `"op":"in","value":["k1"]`} {
+		c.send(`{"type":"subscribe","sub":"probe","channel":"projects","filter":{"column":"api_key",` + op + `}}`)
+		if m := c.expect("error"); m.Code != protocol.ErrForbidden || m.Sub != "probe" {
+			t.Errorf("filter {%s} on an omitted column: got %+v, want forbidden", op, m)
+		}
+	}
+	c.subscribe("name", "projects", `,"filter":{"column":"name","op":"eq","value":"x"}`) // other columns may be filtered on
 }

@@ -29,6 +29,10 @@ func NewView(omit, key []string) *View {
 	return v
 }
 
+// Omits reports whether v strips column. A client's filter may not name
+// such a column: which changes arrive would tell what the column holds.
+func (v *View) Omits(column string) bool { return v != nil && v.omit[column] }
+
 // strip returns row without the omitted columns, and whether it held any
 // (if not, row itself is returned).
 func (v *View) strip(row protocol.Row) (protocol.Row, bool) {
