@@ -13,7 +13,6 @@ import (
 // lock; once made they are never modified, so subscribers may read them
 // without a lock.
 type entry struct {
-	seq    uint64
 	change protocol.NotificationPayload
 	raw    []byte
 	// head is the shared start of the v1 change message: `{"type":"change","seq":N,"change":`.
@@ -43,7 +42,7 @@ func newEntry(seq uint64, change protocol.NotificationPayload, raw []byte) *entr
 	head = append(head, `{"type":"change","seq":`...)
 	head = strconv.AppendUint(head, seq, 10)
 	head = append(head, `,"change":`...)
-	return &entry{seq: seq, change: change, raw: raw, head: head}
+	return &entry{change: change, raw: raw, head: head}
 }
 
 // message returns the message that delivers e to s, or false when e does
