@@ -46,7 +46,8 @@ type conn struct {
 	// awaitingPong is set by each server ping and cleared by any frame
 	// from the client.
 	awaitingPong atomic.Bool
-	pingFn       func()
+	// pingFn is c.ping, made once so that a heartbeat allocates no closure.
+	pingFn func()
 
 	sendQueue
 }

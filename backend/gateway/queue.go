@@ -85,7 +85,7 @@ var (
 // gws's per-connection task queue (Conn.Async). A flush writes everything
 // queued by then as one frame of newline-separated messages (seed
 // protocol: one frame per payload), again while more was queued meanwhile,
-// and waits up to linger for more before it ends.
+// and, on a streaming connection, waits up to linger for more before it ends.
 type sendQueue struct {
 	c *conn
 

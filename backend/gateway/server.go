@@ -3,10 +3,10 @@
 // offer the subprotocol ripple.v1 and the seed's protocol to clients that
 // offer none. With an [auth.Verifier] every connection must present a
 // valid token, and [auth.Rules] decide what each subscription may see;
-// limits per connection and per client IP guard the edge. Every connection has a bounded send queue drained by batched
-// writes scheduled on gws's per-connection task queue, so an idle
-// connection costs no goroutine beyond gws's read loop and a slow client
-// never makes anyone else wait.
+// limits per connection and per client IP guard the edge. Every connection
+// has a bounded send queue drained by batched writes scheduled on gws's
+// per-connection task queue, so an idle connection costs no goroutine
+// beyond gws's read loop and a slow client never makes anyone else wait.
 package gateway
 
 import (

@@ -10,14 +10,15 @@ import (
 const closeGrace = 5 * time.Second
 
 // writeConn is a client's connection with a graceful Close, and every
-// write bounded by the server's WriteTimeout, and no deadline change per write: before a write
-// it re-arms the write deadline, to 1.5 × timeout from now, only when less
-// than timeout remains of the armed one. So each write, the gateway's or
-// one gws makes on its own (the echo of a client's close frame), gets
-// between timeout and 1.5 × timeout; a connection whose writes are idle
-// keeps a deadline that passed, which is harmless since the next write
-// re-arms it first; and the runtime's timer is moved once per half a
-// timeout of writing instead of twice per write (set, then clear).
+// write bounded by the server's WriteTimeout without a deadline change per
+// write: before a write it re-arms the write deadline, to 1.5 × timeout
+// from now, only when less than timeout remains of the armed one. So each
+// write, the gateway's or one gws makes on its own (the echo of a client's
+// close frame), gets between timeout and 1.5 × timeout; a connection whose
+// writes are idle keeps a deadline that passed, which is harmless since
+// the next write re-arms it first; and the runtime's timer is moved once
+// per half a timeout of writing instead of twice per write (set, then
+// clear).
 //
 // gws makes every write under its connection's lock, and sets deadlines
 // only during the handshake, before any other write, so armed needs no
@@ -58,8 +59,8 @@ func (c *writeConn) SetWriteDeadline(t time.Time) error {
 // socket at once would answer the client's unread messages with a reset,
 // which destroys what the client had not yet read: the close frame and
 // the errors before it (a client flooding the gateway would learn nothing
-// of why it was closed). The read loop's end closes the socket for good
-// ([writeConn.release]).
+// of why it was closed). The connection's OnClose, at the read loop's end,
+// closes the socket for good ([writeConn.release]).
 func (c *writeConn) Close() error {
 	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok && cw.CloseWrite() == nil {
 		return c.Conn.SetReadDeadline(time.Now().Add(closeGrace))

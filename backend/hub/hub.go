@@ -122,8 +122,8 @@ func (h *Hub) channel(name string) *channel {
 // every subscription it concerns. raw is the change's JSON as received (or
 // re-encoded after hydration): one valid JSON object. The hub keeps it and
 // sends it as is (compacted if it holds a newline), so the caller must not
-// modify it afterwards. Publish must be called from one
-// goroutine, in commit order.
+// modify it afterwards. Publish must be called from one goroutine, in
+// commit order.
 func (h *Hub) Publish(name string, change protocol.NotificationPayload, raw []byte) {
 	ch := h.channel(name)
 	ch.mu.Lock()

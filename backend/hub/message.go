@@ -104,8 +104,9 @@ type Subscriber interface {
 }
 
 // Subscription is one subscription of one [Subscriber] to one channel,
-// optionally filtered and restricted by an authorization rule. Create it with [NewSubscription] or
-// [NewSeedSubscription] and start it with [Hub.Subscribe].
+// optionally filtered and restricted by an authorization rule. Create it
+// with [NewSubscription] or [NewSeedSubscription] and start it with
+// [Hub.Subscribe].
 type Subscription struct {
 	id         string
 	channel    string
