@@ -120,44 +120,19 @@ func (opts Options) withDefaults() (Options, error) {
 			return opts, fmt.Errorf("gateway: Options.AllowedOrigins: %q is not an origin like https://app.example.com", o)
 		}
 	}
-	for _, f := range []struct {
-		name  string
-		value *int
-		def   int
-	}{
-		{"MaxMessageSize", &opts.MaxMessageSize, DefaultMaxMessageSize},
-		{"MaxSubscriptions", &opts.MaxSubscriptions, DefaultMaxSubscriptions},
-		{"SendQueueSize", &opts.SendQueueSize, DefaultSendQueueSize},
-		{"MaxConnsPerIP", &opts.MaxConnsPerIP, DefaultMaxConnsPerIP},
+	for _, err := range []error{
+		orDefault("MaxMessageSize", &opts.MaxMessageSize, DefaultMaxMessageSize),
+		orDefault("MaxSubscriptions", &opts.MaxSubscriptions, DefaultMaxSubscriptions),
+		orDefault("SendQueueSize", &opts.SendQueueSize, DefaultSendQueueSize),
+		orDefault("MaxConnsPerIP", &opts.MaxConnsPerIP, DefaultMaxConnsPerIP),
+		orDefault("PingInterval", &opts.PingInterval, DefaultPingInterval),
+		orDefault("WriteTimeout", &opts.WriteTimeout, DefaultWriteTimeout),
+		orDefault("AuthTimeout", &opts.AuthTimeout, DefaultAuthTimeout),
+		orDefault("SubscribeRate", &opts.SubscribeRate, DefaultSubscribeRate),
 	} {
-		if *f.value < 0 {
-			return opts, fmt.Errorf("gateway: Options.%s must not be negative, got %d", f.name, *f.value)
+		if err != nil {
+			return opts, err
 		}
-		if *f.value == 0 {
-			*f.value = f.def
-		}
-	}
-	for _, f := range []struct {
-		name  string
-		value *time.Duration
-		def   time.Duration
-	}{
-		{"PingInterval", &opts.PingInterval, DefaultPingInterval},
-		{"WriteTimeout", &opts.WriteTimeout, DefaultWriteTimeout},
-		{"AuthTimeout", &opts.AuthTimeout, DefaultAuthTimeout},
-	} {
-		if *f.value < 0 {
-			return opts, fmt.Errorf("gateway: Options.%s must not be negative, got %s", f.name, *f.value)
-		}
-		if *f.value == 0 {
-			*f.value = f.def
-		}
-	}
-	if opts.SubscribeRate < 0 {
-		return opts, fmt.Errorf("gateway: Options.SubscribeRate must not be negative, got %g", opts.SubscribeRate)
-	}
-	if opts.SubscribeRate == 0 {
-		opts.SubscribeRate = DefaultSubscribeRate
 	}
 	if opts.Rules != nil && opts.Verifier == nil {
 		return opts, errors.New("gateway: Options.Rules need a Verifier: rules decide on token claims")
@@ -169,4 +144,16 @@ func (opts Options) withDefaults() (Options, error) {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	return opts, nil
+}
+
+// orDefault sets the field named name, at value, to def when it is zero,
+// and fails when it is negative.
+func orDefault[T int | float64 | time.Duration](name string, value *T, def T) error {
+	if *value < 0 {
+		return fmt.Errorf("gateway: Options.%s must not be negative, got %v", name, *value)
+	}
+	if *value == 0 {
+		*value = def
+	}
+	return nil
 }
