@@ -177,7 +177,7 @@ func (q *sendQueue) async(f func()) {
 
 func (q *sendQueue) overflowLocked(m hub.Message) {
 	if q.c.seed || q.resyncsPending > 0 {
-		q.c.logger().Warn("closing a client too slow to read its changes", "queue", len(q.items))
+		q.warn("closing a client too slow to read its changes", "queue", len(q.items))
 		q.closeLocked(protocol.ClosePolicy, "slow consumer: send queue overflowed", false)
 		return
 	}
@@ -215,12 +215,19 @@ func (q *sendQueue) overflowLocked(m hub.Message) {
 	if m.Kind != hub.KindChange {
 		q.items = append(q.items, m)
 	}
-	q.c.logger().Warn("slow client: dropped its queued changes and asked it to resync", "dropped", dropped, "subscriptions", len(affected))
+	q.warn("slow client: dropped its queued changes and asked it to resync", "dropped", dropped, "subscriptions", len(affected))
 	if len(q.items) > q.c.srv.opts.SendQueueSize {
 		q.closeLocked(protocol.ClosePolicy, "slow consumer: send queue overflowed", false)
 		return
 	}
 	q.scheduleLocked()
+}
+
+// warn logs a warning on a goroutine of its own: overflows happen on the
+// hub's publisher, under a channel's lock, which must not wait for the
+// log's writer.
+func (q *sendQueue) warn(msg string, args ...any) {
+	go q.c.logger().Warn(msg, args...)
 }
 
 // close stops queueing and schedules a close frame with code and reason,

@@ -1,7 +1,10 @@
 package gateway
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net"
 	"strings"
 	"testing"
@@ -205,5 +208,61 @@ func TestReplayOverflowResyncs(t *testing.T) {
 			t.Fatalf("replayed seq %d after %d without a resync", m.Seq, last)
 		}
 		last = m.Seq
+	}
+}
+
+// blockingHandler is a slog handler whose warnings wait until release is
+// closed, like a log writer that stalls.
+type blockingHandler struct{ release chan struct{} }
+
+func (h blockingHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h blockingHandler) WithAttrs([]slog.Attr) slog.Handler       { return h }
+func (h blockingHandler) WithGroup(string) slog.Handler            { return h }
+
+func (h blockingHandler) Handle(_ context.Context, r slog.Record) error {
+	if r.Level >= slog.LevelWarn {
+		<-h.release
+	}
+	return nil
+}
+
+// TestOverflowLogDoesNotBlockPublisher: the publisher that overflows a
+// slow client's queue does not wait for the log line that reports it.
+func TestOverflowLogDoesNotBlockPublisher(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	s := newTestServer(t, 0, func(o *Options) {
+		o.SendQueueSize = 4
+		o.Logger = slog.New(blockingHandler{release})
+	})
+	t.Cleanup(func() { close(release) }) // before the server's shutdown
+	slow := dial(t, s.url, protocol.Subprotocol, true)
+	slow.send(`{"type":"subscribe","sub":"a","channel":"projects"}`)
+	waitFor(t, "the subscription", func() bool { return gauge(s.metrics.Subscriptions) == 1 })
+	shrinkSendBuffers(t, s)
+
+	var change protocol.NotificationPayload
+	raw := []byte(bigChange(1))
+	if err := json.Unmarshal(raw, &change); err != nil {
+		t.Fatal(err)
+	}
+	overflowed := make(chan bool, 1)
+	go func() {
+		for range 5000 {
+			s.hub.Publish("projects", change, raw)
+			if gauge(s.metrics.Drops) > 0 {
+				overflowed <- true
+				return
+			}
+		}
+		overflowed <- false
+	}()
+	select {
+	case ok := <-overflowed:
+		if !ok {
+			t.Fatal("no queue overflowed after 5000 changes of 32 KiB")
+		}
+	case <-time.After(waitTimeout):
+		t.Fatal("the publisher is stuck on the log line of a slow client's overflow")
 	}
 }
