@@ -82,7 +82,8 @@ type Options struct {
 	PingInterval time.Duration
 	// WriteTimeout bounds one write to a client: a write that has not
 	// finished after between WriteTimeout and 1.5 × WriteTimeout (the
-	// deadline is re-armed lazily) closes the connection. Default 10 s.
+	// deadline is re-armed lazily) closes the connection, without a close
+	// frame. Default 10 s.
 	WriteTimeout time.Duration
 }
 

@@ -18,18 +18,24 @@ const closeGrace = 5 * time.Second
 // writes are idle keeps a deadline that passed, which is harmless since
 // the next write re-arms it first; and the runtime's timer is moved once
 // per half a timeout of writing instead of twice per write (set, then
-// clear).
+// clear). After a write failed (timed out), every later one fails at once
+// with the same error: gws's close frame does not wait another timeout on
+// a client that does not read.
 //
 // gws makes every write under its connection's lock, and sets deadlines
-// only during the handshake, before any other write, so armed needs no
-// lock of its own.
+// only during the handshake, before any other write, so armed and err need
+// no lock of their own.
 type writeConn struct {
 	net.Conn
 	timeout time.Duration
 	armed   time.Time // the write deadline set; zero: none
+	err     error     // the first write error
 }
 
 func (c *writeConn) Write(p []byte) (int, error) {
+	if c.err != nil {
+		return 0, c.err
+	}
 	now := time.Now()
 	if c.armed.Sub(now) < c.timeout {
 		until := now.Add(c.timeout + c.timeout/2)
@@ -38,7 +44,11 @@ func (c *writeConn) Write(p []byte) (int, error) {
 		}
 		c.armed = until
 	}
-	return c.Conn.Write(p)
+	n, err := c.Conn.Write(p)
+	if err != nil {
+		c.err = err
+	}
+	return n, err
 }
 
 // SetDeadline sets the read and write deadlines, and records the latter.

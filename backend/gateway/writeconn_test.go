@@ -1,8 +1,10 @@
 package gateway
 
 import (
+	"errors"
 	"io"
 	"net"
+	"os"
 	"testing"
 	"time"
 )
@@ -106,5 +108,36 @@ func TestWriteConnClosesGracefully(t *testing.T) {
 	got, err := io.ReadAll(client)
 	if err != nil || string(got) != "bye" {
 		t.Fatalf("client read %q, %v; want \"bye\" and a clean end", got, err)
+	}
+}
+
+// timeoutConn is a net.Conn whose writes time out, counting the calls.
+type timeoutConn struct {
+	net.Conn
+	writes, sets int
+}
+
+func (c *timeoutConn) SetWriteDeadline(time.Time) error { c.sets++; return nil }
+
+func (c *timeoutConn) Write([]byte) (int, error) {
+	c.writes++
+	return 0, os.ErrDeadlineExceeded
+}
+
+// TestWriteConnFailsAfterATimeout: once a write timed out, later writes
+// (gws's close frame) fail at once instead of re-arming the deadline and
+// waiting another timeout on a client that does not read.
+func TestWriteConnFailsAfterATimeout(t *testing.T) {
+	t.Parallel()
+	raw := &timeoutConn{}
+	c := &writeConn{Conn: raw, timeout: time.Minute}
+	if _, err := c.Write([]byte("change")); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("first write: %v, want the timeout", err)
+	}
+	if _, err := c.Write([]byte("close frame")); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("write after a timeout: %v, want the timeout again", err)
+	}
+	if raw.writes != 1 || raw.sets != 1 {
+		t.Errorf("%d writes and %d deadlines reached the socket, want 1 and 1", raw.writes, raw.sets)
 	}
 }
