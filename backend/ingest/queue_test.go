@@ -1,32 +1,14 @@
 package ingest
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/ripple-rt/ripple/backend/internal/logbuf"
 )
-
-// syncBuffer is a log sink safe for the watcher's goroutine and the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestWatchQueueReportsAndWarns holds a LISTENing session inside a
 // transaction (it cannot consume), sends notifications, and checks that
@@ -49,7 +31,7 @@ func TestWatchQueueReportsAndWarns(t *testing.T) {
 	exec(t, d.pool, "SELECT pg_notify('stuck', g::text) FROM generate_series(1, 2000) AS g")
 
 	readings := make(chan float64, 100)
-	var logs syncBuffer
+	var logs logbuf.Buffer
 	wctx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() {

@@ -17,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/ripple-rt/ripple/backend/internal/logbuf"
 	"github.com/ripple-rt/ripple/backend/pgtest"
 )
 
@@ -468,7 +469,7 @@ func TestReconnectsAcrossPostgresRestart(t *testing.T) {
 	pg := pgtest.Cluster(t)
 	rec := newRecorder()
 	var reconnects atomic.Int32
-	var logs syncBuffer
+	var logs logbuf.Buffer
 	l, err := New(Config{
 		Connect:     newDialer(t, pg.URL).connect,
 		Channels:    []string{"projects"},
@@ -504,22 +505,4 @@ func TestReconnectsAcrossPostgresRestart(t *testing.T) {
 		t.Fatalf("want no errors and one line when listening again:\n%s", out)
 	}
 	t.Logf("failed attempts during the restart: %d", strings.Count(out, "connect attempt failed"))
-}
-
-// syncBuffer is a log sink safe for the listener's goroutine and the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
